@@ -2,9 +2,9 @@ package stream
 
 import (
 	"fmt"
-	"hash/fnv"
 	"strconv"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go"
 )
 
@@ -26,11 +26,8 @@ type BatchInfo struct {
 
 // LineHash identifies a changelog line across timelines: two lines with the same version on
 // different timelines almost always differ in timestamp or content. line excludes the '\n'.
-func LineHash(line []byte) uint64 {
-	h := fnv.New64a()
-	h.Write(line)
-	return h.Sum64()
-}
+// It is xxHash64, so that the header is the same whichever side computes it.
+func LineHash(line []byte) uint64 { return xxhash.Sum64(line) }
 
 // Header encodes b as message headers.
 func (b BatchInfo) Header() nats.Header {

@@ -1,0 +1,45 @@
+# mfsha: `make demo` and `make test` set up everything on a fresh Debian machine (as root).
+GO      ?= go
+BIN     := bin/mfsha
+DEB     := moosefs-master moosefs-metalogger moosefs-chunkserver moosefs-client moosefs-cli fuse3 iproute2 psmisc
+FUZZTIME ?= 20s
+
+.PHONY: all build deps test test-unit fuzz vet demo bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/mfsha
+
+# Installs what is missing: Debian's MooseFS 3.0.117 and tools, and the Go modules.
+deps:
+	@missing=""; for p in $(DEB); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		[ "$$(id -u)" = 0 ] || { echo "need root to apt-get install$$missing" >&2; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi
+	@for b in mfsmaster mfsmetalogger mfschunkserver mfsmount mfsmetadump; do \
+		command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || { echo "missing $$b after install" >&2; exit 1; }; done
+	$(GO) mod download
+
+vet:
+	@test -z "$$(gofmt -l cmd shipper restorer failover deploy internal)" || { gofmt -l cmd shipper restorer failover deploy internal; echo "gofmt needed" >&2; exit 1; }
+	$(GO) vet ./...
+
+# Every test, the real-MooseFS ones included (they need root), then a short fuzz run.
+test: deps vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./internal/changelog
+
+bench: deps build
+	$(GO) run ./cmd/mfsha-bench -out BENCHMARKS.md
+
+demo: deps build
+	$(GO) run ./cmd/mfsha-demo
+
+clean:
+	rm -rf bin

@@ -1,0 +1,83 @@
+// Command mfsha-bench measures mfsha against baselines measured in the same run and writes the
+// numbers, as ratios, to a Markdown file the README cites. It asserts nothing: `make test`
+// checks behaviour, this measures it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	out := flag.String("out", "BENCHMARKS.md", "Markdown `file` to write the results to")
+	lines := flag.Int("lines", 1000000, "changelog `lines` for the throughput run")
+	rate := flag.Int("rate", 50000, "steady `lines/s` for the latency run")
+	dur := flag.Duration("duration", 10*time.Second, "`length` of the latency run")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *out, *lines, *rate, *dur); err != nil {
+		fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, out string, lines, rate int, dur time.Duration) error {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var report strings.Builder
+	fmt.Fprintf(&report, "# mfsha benchmarks\n\nWritten by `make bench` on %s (%s). Each figure is compared with a baseline measured in the same run on the same machine.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), machine())
+
+	dir, err := os.MkdirTemp("", "mfsha-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	fmt.Printf("shipper throughput: %d lines, embedded JetStream with file storage...\n", lines)
+	tp, err := benchThroughput(ctx, dir+"/tp", lines, log)
+	if err != nil {
+		return fmt.Errorf("throughput: %w", err)
+	}
+	ratio := tp.rawBytes / tp.sentBytes
+	fmt.Fprintf(&report, "## Shipper (issue 2)\n\n")
+	fmt.Fprintf(&report, "| measure | mfsha | baseline | ratio | target |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&report, "| throughput, %d-line changelog to acknowledged | %.0f lines/s (%.2f s) | raw JetStream publish of the same %d precompressed batches: %.0f lines/s (%.2f s) | %.2f of the ceiling | >= 1,000,000 lines/s and >= 0.8 |\n",
+		lines, tp.shipRate(), tp.shipSeconds, tp.batches, tp.ceilingRate(), tp.ceilingSeconds, tp.shipRate()/tp.ceilingRate())
+	fmt.Fprintf(&report, "| throughput against compress-and-publish of the same batches (no tailing, parsing or checks) | %.0f lines/s | %.0f lines/s (%.2f s) | %.2f | >= 0.8 |\n",
+		tp.shipRate(), tp.compressRate(), tp.compressSeconds, tp.shipRate()/tp.compressRate())
+	fmt.Fprintf(&report, "| compression (zstd, whole batches) | %.1f MB -> %.1f MB | uncompressed | %.1fx | >= 5x |\n",
+		tp.rawBytes/1e6, tp.sentBytes/1e6, ratio)
+	fmt.Printf("  %.0f lines/s; raw publish ceiling %.0f lines/s (%.2f); compress+publish %.0f lines/s (%.2f); compression %.1fx\n",
+		tp.shipRate(), tp.ceilingRate(), tp.shipRate()/tp.ceilingRate(), tp.compressRate(), tp.shipRate()/tp.compressRate(), ratio)
+
+	fmt.Printf("shipper latency: %d lines/s for %v...\n", rate, dur)
+	lat, err := benchLatency(ctx, dir+"/lat", rate, dur, log)
+	if err != nil {
+		return fmt.Errorf("latency: %w", err)
+	}
+	fmt.Fprintf(&report, "| append to acknowledgement at a steady %d lines/s (%d lines) | p50 %v, p99 %v, max %v | - | - | p99 <= 20 ms |\n",
+		lat.rate, lat.samples, lat.p50.Round(10*time.Microsecond), lat.p99.Round(10*time.Microsecond), lat.max.Round(10*time.Microsecond))
+	fmt.Printf("  p50 %v p99 %v max %v\n", lat.p50, lat.p99, lat.max)
+
+	fmt.Fprintf(&report, "\nThe workload: changelog lines shaped like a busy master's (CREATE, ACQUIRE, WRITE, LENGTH, UNLOCK, RELEASE, AMTIME, ATTR), see cmd/mfsha-bench/gen.go.\n")
+	if err := os.WriteFile(out, []byte(report.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s\n", out)
+	return nil
+}
+
+func machine() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	n := strings.Count(string(b), "processor\t:")
+	return fmt.Sprintf("%d CPUs", n)
+}

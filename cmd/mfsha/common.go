@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mfsha/mfsha/internal/config"
+	"github.com/mfsha/mfsha/internal/natsconn"
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+// natsSettings are the settings every command that talks to NATS shares.
+type natsSettings struct {
+	conn    natsconn.Options
+	cluster string
+}
+
+func (n *natsSettings) bind(s *config.Set) {
+	s.Strings(&n.conn.URLs, "nats", "NATS_URL", nil, "NATS server `URLs`, comma-separated; empty: the embedded server")
+	s.String(&n.conn.Creds, "nats-creds", "NATS_CREDS", "", "NATS credentials `file`")
+	s.String(&n.conn.TLSCA, "nats-tls-ca", "NATS_TLS_CA", "", "CA `file` to verify the NATS servers")
+	s.String(&n.conn.TLSCert, "nats-tls-cert", "NATS_TLS_CERT", "", "client certificate `file` for NATS")
+	s.String(&n.conn.TLSKey, "nats-tls-key", "NATS_TLS_KEY", "", "client key `file` for NATS")
+	s.String(&n.cluster, "cluster", "CLUSTER", "mfs", "MooseFS cluster `name`: names the stream and buckets")
+}
+
+func (n *natsSettings) validate() error {
+	if err := stream.ValidCluster(n.cluster); err != nil {
+		return fmt.Errorf("CLUSTER: %w", err)
+	}
+	return n.conn.Validate()
+}
+
+// embeddedSettings configure the JetStream server mfsha runs itself when no NATS_URL is given.
+type embeddedSettings struct {
+	opts natsconn.EmbeddedOptions
+}
+
+func (e *embeddedSettings) bind(s *config.Set) {
+	s.String(&e.opts.Listen, "nats-listen", "NATS_LISTEN", "0.0.0.0:4222", "embedded NATS: client `address` (standbys connect here)")
+	s.String(&e.opts.ServerName, "nats-server-name", "NATS_SERVER_NAME", "", "embedded NATS: server `name`, unique in a NATS cluster (default: host name)")
+	s.String(&e.opts.Cluster, "nats-cluster-name", "NATS_CLUSTER_NAME", "mfsha", "embedded NATS: cluster `name` when routes are given")
+	s.String(&e.opts.ClusterAt, "nats-cluster-listen", "NATS_CLUSTER_LISTEN", "0.0.0.0:6222", "embedded NATS: route `address` when routes are given")
+	s.Strings(&e.opts.Routes, "nats-routes", "NATS_ROUTES", nil, "embedded NATS: `URLs` of the other servers (nats-route://host:6222), comma-separated")
+}
+
+// logSettings pick the log level.
+type logSettings struct{ level string }
+
+func (l *logSettings) bind(s *config.Set) {
+	s.String(&l.level, "log-level", "LOG_LEVEL", "info", "log `level`: debug, info, warn, error")
+}
+
+func (l *logSettings) logger() (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", l.level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
+}
+
+// parse parses args into s and turns bad input into a usage error.
+func parse(s *config.Set, args []string) error {
+	if err := s.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if s.FlagSet().NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", s.FlagSet().Arg(0))}
+	}
+	return nil
+}
+
+// connection is an open NATS connection and, when mfsha runs it, the embedded server.
+type connection struct {
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	srv *server.Server
+}
+
+func (c *connection) Close() {
+	if c.nc != nil {
+		c.nc.Drain()
+		c.nc.Close()
+	}
+	if c.srv != nil {
+		c.srv.Shutdown()
+		c.srv.WaitForShutdown()
+	}
+}
+
+// connect reaches NATS: the configured URLs, or else an embedded server with its store under
+// stateDir (when stateDir is empty, the local default URL).
+func connect(ctx context.Context, n natsSettings, emb *embeddedSettings, stateDir, name string, log *slog.Logger) (*connection, error) {
+	c := &connection{}
+	opts := n.conn
+	opts.Name = name
+	if len(opts.URLs) == 0 {
+		if emb == nil {
+			opts.URLs = []string{nats.DefaultURL}
+		} else {
+			eo := emb.opts
+			eo.StoreDir = filepath.Join(stateDir, "nats")
+			srv, err := natsconn.StartEmbedded(eo)
+			if err != nil {
+				return nil, err
+			}
+			c.srv = srv
+			opts.URLs = []string{srv.ClientURL()}
+			log.Info("embedded NATS JetStream server started", "listen", eo.Listen, "store", eo.StoreDir, "routes", eo.Routes)
+		}
+	}
+	nc, err := natsconn.Connect(ctx, opts, log)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.nc = nc
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(5*time.Second), jetstream.WithPublishAsyncMaxPending(256))
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	c.js = js
+	return c, nil
+}
+
+// serveMetrics serves reg on addr under /metrics until ctx ends; "" disables it.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("METRICS_LISTEN %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	log.Info("metrics", "url", "http://"+strings.TrimPrefix(ln.Addr().String(), "[::]")+"/metrics")
+	return nil
+}

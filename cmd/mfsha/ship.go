@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mfsha/mfsha/internal/config"
+	"github.com/mfsha/mfsha/shipper"
+)
+
+// shipCommand is `mfsha ship`.
+type shipCommand struct {
+	nats     natsSettings
+	embedded embeddedSettings
+	logs     logSettings
+	data     string
+	kind     string
+	state    string
+	metrics  string
+	cfg      shipper.Config
+}
+
+const shipUsage = `Usage: mfsha ship --data DIR [--nats URL] [--cluster NAME] [flags]
+
+Publishes every changelog line of a MooseFS master (changelog.N.mfs) or metalogger
+(changelog_ml.N.mfs) data directory to NATS JetStream, in order, with no gap and no duplicate,
+and uploads every new metadata snapshot. It resumes from the last line the stream acknowledged.
+Without --nats it runs an embedded JetStream server that standbys on other hosts connect to.
+
+Exit status: 0 stopped by a signal; 1 error; 2 bad flags or settings; 3 changelog gap (the
+lines the stream needs next are in no file: nothing is skipped, see the log); 4 another writer
+appended to the stream (this shipper must not).`
+
+func (c *shipCommand) Run(ctx context.Context, args []string) error {
+	s := config.New("ship", shipUsage)
+	c.nats.bind(s)
+	c.embedded.bind(s)
+	c.logs.bind(s)
+	def := shipper.DefaultConfig()
+	s.String(&c.data, "data", "DATA_PATH", "/var/lib/mfs", "MooseFS data `directory` of the master or metalogger")
+	s.String(&c.kind, "kind", "KIND", "auto", "data directory `kind`: master, metalogger or auto")
+	s.String(&c.state, "state", "STATE_PATH", "/var/lib/mfsha", "mfsha's state `directory` (embedded NATS store)")
+	s.String(&c.metrics, "metrics", "METRICS_LISTEN", ":9480", "Prometheus metrics `address`; empty disables")
+	s.Int(&c.cfg.Replicas, "replicas", "REPLICAS", def.Replicas, "stream and bucket `replicas` (3 in a three-node NATS cluster)")
+	s.Int(&c.cfg.MaxBatchBytes, "batch-bytes", "BATCH_BYTES", def.MaxBatchBytes, "changelog `bytes` per message before compression")
+	s.Int(&c.cfg.Window, "window", "WINDOW", def.Window, "`batches` in flight before waiting for acknowledgements")
+	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "re-check the files this `often` even without a file event")
+	if err := parse(s, args); err != nil {
+		return err
+	}
+	log, err := c.logs.logger()
+	if err != nil {
+		return usageError{err}
+	}
+	if err := c.nats.validate(); err != nil {
+		return usageError{err}
+	}
+	kind, err := shipper.ParseKind(c.kind)
+	if err != nil {
+		return usageError{fmt.Errorf("KIND: %w", err)}
+	}
+	c.cfg.DataDir, c.cfg.Kind, c.cfg.Cluster = c.data, kind, c.nats.cluster
+	host, _ := os.Hostname()
+	c.cfg.Source = host
+	if err := c.cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+
+	reg := prometheus.NewRegistry()
+	m := shipper.NewMetrics(reg)
+	if err := serveMetrics(ctx, c.metrics, reg, log); err != nil {
+		return err
+	}
+	conn, err := connect(ctx, c.nats, &c.embedded, c.state, "mfsha ship "+host, log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sh, err := shipper.New(c.cfg, conn.js, log, m)
+	if err != nil {
+		return usageError{err}
+	}
+	log.Info("shipping", "data", c.data, "kind", sh.Kind(), "cluster", c.nats.cluster)
+	err = sh.Run(ctx)
+	switch {
+	case errors.Is(err, shipper.ErrGap):
+		log.Error("shipping stopped at a changelog gap; nothing was skipped", "err", err)
+		return codedError{err, exitGap}
+	case errors.Is(err, shipper.ErrNotSoleWriter):
+		log.Error("another writer appended to the stream; this shipper stops", "err", err)
+		return codedError{err, exitFenced}
+	}
+	return err
+}

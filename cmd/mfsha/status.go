@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mfsha/mfsha/internal/config"
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+// statusCommand is `mfsha status`.
+type statusCommand struct {
+	nats natsSettings
+	logs logSettings
+}
+
+const statusUsage = `Usage: mfsha status [--nats URL] [--cluster NAME]
+
+Prints what the cluster's stream holds: each timeline with its first and last version and
+time, and the snapshots. Without --nats it asks the local embedded server (nats://127.0.0.1:4222).`
+
+func (c *statusCommand) Run(ctx context.Context, args []string) error {
+	s := config.New("status", statusUsage)
+	c.nats.bind(s)
+	c.logs.bind(s)
+	if err := parse(s, args); err != nil {
+		return err
+	}
+	log, err := c.logs.logger()
+	if err != nil {
+		return usageError{err}
+	}
+	if err := c.nats.validate(); err != nil {
+		return usageError{err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := connect(ctx, c.nats, nil, "", "mfsha status", log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tls, err := stream.Timelines(ctx, conn.js, c.nats.cluster)
+	if err != nil {
+		return err
+	}
+	printTimelines(os.Stdout, c.nats.cluster, tls)
+	return nil
+}
+
+func printTimelines(w io.Writer, cluster string, tls []stream.Timeline) {
+	fmt.Fprintf(w, "cluster %s, stream %s\n\n", cluster, stream.StreamName(cluster))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIMELINE\tPARENT\tFIRST VERSION\tFIRST TIME\tLAST VERSION\tLAST TIME\tBATCHES\tMETAID")
+	for _, t := range tls {
+		parent := "-"
+		if t.Parent != 0 {
+			parent = fmt.Sprint(t.Parent)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%s\t%d\t%d\n", t.Timeline, parent, t.FirstVersion, fmtTime(t.FirstTime),
+			t.LastVersion, fmtTime(t.LastTime), t.Batches, t.MetaID)
+	}
+	tw.Flush()
+}
+
+func fmtTime(unix int64) string {
+	return time.Unix(unix, 0).UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,111 @@
+package shipper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+// publisher appends sealed batches to the cluster's stream as its only writer. Publishes are
+// pipelined: batch k expects the stream's last sequence to be the one batch k-1 got, so a
+// second writer makes every later publish fail with ErrNotSoleWriter. It is not safe for
+// concurrent use.
+type publisher struct {
+	js       jetstream.JetStream
+	cluster  string
+	expect   uint64 // the stream's last sequence after every batch sent so far is stored
+	window   int
+	inflight []inflight
+	onAck    func(sealed, *jetstream.PubAck)
+	dup      bool // a publish was a duplicate: sequences must be re-read before going on
+}
+
+type inflight struct {
+	b   sealed
+	fut jetstream.PubAckFuture
+}
+
+func newPublisher(js jetstream.JetStream, cluster string, lastSeq uint64, window int, onAck func(sealed, *jetstream.PubAck)) *publisher {
+	return &publisher{js: js, cluster: cluster, expect: lastSeq, window: window, onAck: onAck}
+}
+
+// publish sends b, waiting for the oldest acknowledgement while the window is full.
+func (p *publisher) publish(ctx context.Context, b sealed) error {
+	for len(p.inflight) >= p.window {
+		if err := p.waitOne(ctx); err != nil {
+			return err
+		}
+	}
+	msg := &nats.Msg{Subject: stream.Subject(p.cluster, b.info.Timeline), Header: b.info.Header(), Data: b.payload}
+	fut, err := p.js.PublishMsgAsync(msg,
+		jetstream.WithMsgID(stream.MsgID(b.info.Timeline, b.info.FirstVersion, b.info.LastVersion)),
+		jetstream.WithExpectLastSequence(p.expect))
+	if err != nil {
+		return fmt.Errorf("publish versions %d..%d: %w", b.info.FirstVersion, b.info.LastVersion, err)
+	}
+	p.expect++
+	p.inflight = append(p.inflight, inflight{b: b, fut: fut})
+	return nil
+}
+
+// waitAll waits until every batch sent is acknowledged or one fails.
+func (p *publisher) waitAll(ctx context.Context) error {
+	for len(p.inflight) > 0 {
+		if err := p.waitOne(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reap handles the acknowledgements that have already arrived, without waiting.
+func (p *publisher) reap() error {
+	for len(p.inflight) > 0 {
+		select {
+		case <-p.inflight[0].fut.Ok():
+		case <-p.inflight[0].fut.Err():
+		default:
+			return nil
+		}
+		if err := p.waitOne(context.Background()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *publisher) waitOne(ctx context.Context) error {
+	f := p.inflight[0]
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case ack := <-f.fut.Ok():
+		p.inflight = p.inflight[1:]
+		if ack.Duplicate {
+			// Stored before (an earlier attempt whose ack was lost): the data is there, but
+			// the sequences expected by later batches are off by one.
+			p.dup = true
+		}
+		p.onAck(f.b, ack)
+		if p.dup {
+			return errResync
+		}
+		return nil
+	case err := <-f.fut.Err():
+		p.inflight = p.inflight[1:]
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return fmt.Errorf("publish versions %d..%d on timeline %d: %w (%v)", f.b.info.FirstVersion, f.b.info.LastVersion, f.b.info.Timeline, ErrNotSoleWriter, err)
+		}
+		return fmt.Errorf("publish versions %d..%d on timeline %d: %w", f.b.info.FirstVersion, f.b.info.LastVersion, f.b.info.Timeline, err)
+	}
+}
+
+// errResync asks the session to re-read the stream's tail and start over from it.
+var errResync = errors.New("stream position must be re-read")

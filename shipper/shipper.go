@@ -1,0 +1,348 @@
+package shipper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/klauspost/compress/zstd"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mfsha/mfsha/internal/metafile"
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+// Config of a Shipper. Zero fields take the defaults of DefaultConfig.
+type Config struct {
+	DataDir  string // MooseFS DATA_PATH of a master or metalogger
+	Kind     Kind   // 0: detect from the files
+	Cluster  string // names the stream (see package stream)
+	Replicas int    // stream and bucket replicas: 1 standalone, 3 in a NATS cluster
+	Source   string // who writes, for the Mfsha-Source header
+
+	MaxBatchBytes int // lines per message before compression
+	Window        int // batches in flight before waiting for acknowledgements
+	Level         zstd.EncoderLevel
+	Poll          time.Duration // re-check the files this often even without a file event
+	RetryWait     time.Duration // wait between attempts while NATS is unreachable
+
+	// Epoch, when set, gives the fencing epoch put into every batch's headers.
+	Epoch func() uint64
+	// OnAck, when set, is called in order for every batch the stream acknowledged, from the
+	// shipping goroutine: it must not block.
+	OnAck func(stream.BatchInfo)
+}
+
+// DefaultConfig holds the defaults.
+func DefaultConfig() Config {
+	return Config{Replicas: 1, MaxBatchBytes: 1 << 20, Window: 32, Level: zstd.SpeedFastest,
+		Poll: time.Second, RetryWait: time.Second}
+}
+
+// Validate checks the fields and their relations; errors name the setting.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("DATA_PATH: not set")
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("REPLICAS = %d: want 1 to 5", c.Replicas)
+	case c.MaxBatchBytes < 4<<10 || c.MaxBatchBytes > maxMsgBytes/2:
+		return fmt.Errorf("BATCH_BYTES = %d: want 4096 to %d", c.MaxBatchBytes, maxMsgBytes/2)
+	case c.Window < 1:
+		return fmt.Errorf("WINDOW = %d: want at least 1", c.Window)
+	case c.Poll <= 0:
+		return fmt.Errorf("POLL = %v: want more than 0", c.Poll)
+	}
+	return nil
+}
+
+// Shipper publishes the changelog of one data directory. Create it with New; Run does the work.
+type Shipper struct {
+	cfg     Config
+	js      jetstream.JetStream
+	log     *slog.Logger
+	m       *Metrics
+	enc     *zstd.Encoder
+	metaID  atomic.Uint64
+	shipped atomic.Pointer[Position] // last acknowledged position, for the snapshot uploader
+
+	rawTotal, sentTotal atomic.Uint64
+}
+
+// New checks cfg (filling defaults) and detects the kind of data directory.
+func New(cfg Config, js jetstream.JetStream, log *slog.Logger, m *Metrics) (*Shipper, error) {
+	def := DefaultConfig()
+	if cfg.Replicas == 0 {
+		cfg.Replicas = def.Replicas
+	}
+	if cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = def.MaxBatchBytes
+	}
+	if cfg.Window == 0 {
+		cfg.Window = def.Window
+	}
+	if cfg.Level == 0 {
+		cfg.Level = def.Level
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = def.Poll
+	}
+	if cfg.RetryWait == 0 {
+		cfg.RetryWait = def.RetryWait
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Kind == 0 {
+		k, err := DetectKind(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Kind = k
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(cfg.Level), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Shipper{cfg: cfg, js: js, log: log, m: m, enc: enc}, nil
+}
+
+// Kind is the detected or configured kind of data directory.
+func (s *Shipper) Kind() Kind { return s.cfg.Kind }
+
+// Run ships until ctx ends (returning nil) or shipping cannot go on without losing or
+// duplicating lines: a gap (ErrGap), another writer (ErrNotSoleWriter) or an unreadable
+// changelog file. While NATS is unreachable it retries; the files are the buffer.
+func (s *Shipper) Run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", s.cfg.DataDir, err)
+	}
+	defer w.Close()
+	if err := w.Add(s.cfg.DataDir); err != nil {
+		return fmt.Errorf("watch %s: %w", s.cfg.DataDir, err)
+	}
+	wake := make(chan struct{}, 1)
+	go forwardEvents(ctx, w, wake, s.log)
+	for {
+		s.refreshMetaID()
+		err := s.session(ctx, wake)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fe *fileError
+		switch {
+		case errors.Is(err, ErrGap):
+			s.m.Errors.WithLabelValues("gap").Inc()
+			s.m.Gap.Set(1)
+			return err
+		case errors.Is(err, ErrNotSoleWriter):
+			s.m.Errors.WithLabelValues("fenced").Inc()
+			return err
+		case errors.As(err, &fe):
+			s.m.Errors.WithLabelValues("file").Inc()
+			return fe.err
+		case errors.Is(err, errResync):
+			continue
+		}
+		s.m.Errors.WithLabelValues("nats").Inc()
+		s.log.Warn("shipping interrupted; resuming from the stream's last acknowledged line", "err", err, "retry_in", s.cfg.RetryWait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(s.cfg.RetryWait):
+		}
+	}
+}
+
+// publishError marks errors of publishing raised inside the reader's callback.
+type publishError struct{ err error }
+
+func (e *publishError) Error() string { return e.err.Error() }
+func (e *publishError) Unwrap() error { return e.err }
+
+// fileError marks errors of the changelog files, which retrying cannot cure.
+type fileError struct{ err error }
+
+func (e *fileError) Error() string { return e.err.Error() }
+func (e *fileError) Unwrap() error { return e.err }
+
+// session resumes from the stream's tail and ships until an error.
+func (s *Shipper) session(ctx context.Context, wake <-chan struct{}) (err error) {
+	st, err := ensureStream(ctx, s.js, s.cfg.Cluster, s.cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	t, err := readTail(ctx, st)
+	if err != nil {
+		return err
+	}
+	pos := t.position()
+	s.shipped.Store(&pos)
+	s.log.Info("resuming", "dir", s.cfg.DataDir, "kind", s.cfg.Kind, "timeline", pos.Timeline, "next_version", pos.Next, "stream_seq", t.seq)
+	if t.seq > 0 {
+		s.m.LastShippedVersion.Set(float64(t.info.LastVersion))
+		s.m.Timeline.Set(float64(t.info.Timeline))
+	}
+
+	rd := newReader(s.cfg.DataDir, s.cfg.Kind, pos)
+	defer rd.Close()
+	pub := newPublisher(s.js, s.cfg.Cluster, t.seq, s.cfg.Window, s.acked)
+	defer func() {
+		// Let what was sent settle, so the next session reads a tail that includes it.
+		settle, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for len(pub.inflight) > 0 {
+			_ = pub.waitOne(settle)
+		}
+	}()
+
+	timeline := pos.Timeline
+	var b batch
+	b.raw = make([]byte, 0, s.cfg.MaxBatchBytes)
+	flush := func() error {
+		if b.info.Lines == 0 {
+			return nil
+		}
+		var epoch uint64
+		if s.cfg.Epoch != nil {
+			epoch = s.cfg.Epoch()
+		}
+		sb := b.seal(s.enc, s.metaID.Load(), epoch, s.cfg.Source)
+		b.reset()
+		return pub.publish(ctx, sb)
+	}
+	emit := func(l Line) error {
+		if !b.fits(l, s.cfg.MaxBatchBytes) {
+			if err := flush(); err != nil {
+				return &publishError{err: err}
+			}
+		}
+		if l.Timeline != timeline {
+			s.log.Warn("new timeline", "timeline", l.Timeline, "parent", l.Parent, "first_version", l.Version)
+			timeline = l.Timeline
+		}
+		b.add(l)
+		s.m.NewestFileVersion.Set(float64(l.Version))
+		return nil
+	}
+	poll := time.NewTicker(s.cfg.Poll)
+	defer poll.Stop()
+	var lastRead int64
+	for {
+		if err := rd.Read(emit); err != nil {
+			if ferr := flush(); ferr == nil {
+				_ = pub.waitAll(ctx)
+			}
+			if errors.Is(err, ErrGap) || errors.Is(err, ErrNotSoleWriter) || errors.Is(err, errResync) {
+				return err
+			}
+			if isPublishErr(err) {
+				return err
+			}
+			return &fileError{err: err}
+		}
+		s.m.BytesRead.Add(float64(rd.bytesRead - lastRead))
+		lastRead = rd.bytesRead
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := pub.waitAll(ctx); err != nil {
+			return err
+		}
+		s.m.LagVersions.Set(0)
+		s.m.LagSeconds.Set(0)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// isPublishErr tells errors raised by publishing inside the reader's callback from file errors.
+func isPublishErr(err error) bool {
+	var pe *publishError
+	return errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// acked records an acknowledged batch.
+func (s *Shipper) acked(b sealed, _ *jetstream.PubAck) {
+	i := b.info
+	pos := Position{Timeline: i.Timeline, Next: i.LastVersion + 1, PrevHash: i.LastLineHash}
+	s.shipped.Store(&pos)
+	s.m.LastShippedVersion.Set(float64(i.LastVersion))
+	s.m.LastShippedTime.Set(float64(i.LastTime))
+	s.m.Timeline.Set(float64(i.Timeline))
+	s.m.LinesShipped.Add(float64(i.Lines))
+	s.m.Batches.Inc()
+	s.m.BytesRaw.Add(float64(b.rawLen))
+	s.m.BytesSent.Add(float64(len(b.payload)))
+	s.m.Gap.Set(0)
+	if s.cfg.OnAck != nil {
+		s.cfg.OnAck(i)
+	}
+	s.rawTotal.Add(uint64(b.rawLen))
+	s.sentTotal.Add(uint64(len(b.payload)))
+	if sent := s.sentTotal.Load(); sent > 0 {
+		s.m.CompressionRatio.Set(float64(s.rawTotal.Load()) / float64(sent))
+	}
+}
+
+// Shipped is the last position acknowledged by the stream (zero before the first).
+func (s *Shipper) Shipped() Position {
+	if p := s.shipped.Load(); p != nil {
+		return *p
+	}
+	return Position{}
+}
+
+// Totals are the changelog bytes acknowledged by the stream, before and after compression.
+func (s *Shipper) Totals() (raw, sent uint64) { return s.rawTotal.Load(), s.sentTotal.Load() }
+
+// refreshMetaID reads the metaid from the newest snapshot file, if one is valid.
+func (s *Shipper) refreshMetaID() {
+	for _, n := range s.cfg.Kind.SnapshotNames() {
+		h, err := metafile.Check(filepath.Join(s.cfg.DataDir, n))
+		if err == nil && h.MetaID != 0 {
+			s.metaID.Store(h.MetaID)
+			return
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Debug("no metaid from snapshot", "file", n, "err", err)
+		}
+	}
+}
+
+// forwardEvents turns file events into wake-ups; a burst of writes becomes one wake-up.
+func forwardEvents(ctx context.Context, w *fsnotify.Watcher, wake chan<- struct{}, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			log.Warn("file watch error; relying on polling", "err", err)
+		}
+	}
+}
