@@ -3,6 +3,7 @@ package shipper
 import (
 	"bytes"
 	"hash/crc32"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -13,14 +14,16 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // batch collects whole, contiguous lines of one timeline.
 type batch struct {
-	info stream.BatchInfo
-	raw  []byte // lines, each ending in '\n'
+	info   stream.BatchInfo
+	raw    []byte    // lines, each ending in '\n'
+	readAt time.Time // when its first line was read
 }
 
 // add appends l; the caller has checked that l continues the batch.
 func (b *batch) add(l Line) {
 	if b.info.Lines == 0 {
-		b.info.Timeline, b.info.ParentTimeline = l.Timeline, l.Parent
+		b.readAt = time.Now()
+		b.info.Timeline, b.info.ParentTimeline, b.info.BridgedFrom = l.Timeline, l.Parent, l.Bridged
 		b.info.FirstVersion, b.info.FirstTime = l.Version, int64(l.Time)
 	}
 	b.info.LastVersion, b.info.LastTime = l.Version, int64(l.Time)
@@ -34,7 +37,7 @@ func (b *batch) fits(l Line, maxBytes int) bool {
 	if b.info.Lines == 0 {
 		return true
 	}
-	return l.Timeline == b.info.Timeline && l.Parent == 0 && l.Version == b.info.LastVersion+1 &&
+	return l.Timeline == b.info.Timeline && l.Parent == 0 && l.Bridged == 0 && l.Version == b.info.LastVersion+1 &&
 		len(b.raw)+len(l.Raw)+1 <= maxBytes
 }
 
@@ -48,6 +51,7 @@ type sealed struct {
 	info    stream.BatchInfo
 	payload []byte // zstd frame of the lines
 	rawLen  int
+	readAt  time.Time
 }
 
 // seal compresses the batch into a new payload; the batch can be reused afterwards.
@@ -57,5 +61,5 @@ func (b *batch) seal(enc *zstd.Encoder, metaID, epoch uint64, source string) sea
 	info.LastLineHash = stream.LineHash(body[bytes.LastIndexByte(body, '\n')+1:])
 	info.Sum = crc32.Checksum(b.raw, castagnoli)
 	info.MetaID, info.Epoch, info.Source = metaID, epoch, source
-	return sealed{info: info, payload: enc.EncodeAll(b.raw, make([]byte, 0, len(b.raw)/4+64)), rawLen: len(b.raw)}
+	return sealed{info: info, payload: enc.EncodeAll(b.raw, make([]byte, 0, len(b.raw)/4+64)), rawLen: len(b.raw), readAt: b.readAt}
 }

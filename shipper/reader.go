@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/mfsha/mfsha/internal/changelog"
+	"github.com/mfsha/mfsha/internal/metafile"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -25,6 +26,7 @@ type Position struct {
 type Line struct {
 	Timeline uint64
 	Parent   uint64 // on the first line of a forked timeline: the timeline it forked from
+	Bridged  uint64 // on a line after a hole bridged by a snapshot: the first missing version
 	Version  uint64
 	Time     uint32
 	Raw      []byte
@@ -186,6 +188,10 @@ func (r *reader) consume(emit func(Line) error) error {
 			l.Parent = r.pos.Timeline
 			r.pos.Timeline++
 			l.Timeline = r.pos.Timeline
+		case v > r.pos.Next && r.bridged(v):
+			// MooseFS skipped versions (it does across a clean stop); the metadata file of
+			// exactly version v holds what they changed.
+			l.Bridged = r.pos.Next
 		case v > r.pos.Next:
 			gap := &GapError{Timeline: r.pos.Timeline, Want: r.pos.Next,
 				Detail: fmt.Sprintf("%s line %d jumps to version %d", r.path(), r.lineNo+1, v)}
@@ -200,6 +206,16 @@ func (r *reader) consume(emit func(Line) error) error {
 		r.start += i + 1
 		r.prevRaw = raw
 	}
+}
+
+// bridged reports whether a complete metadata file in the directory has exactly version v.
+func (r *reader) bridged(v uint64) bool {
+	for _, n := range r.kind.SnapshotNames() {
+		if h, err := metafile.Check(filepath.Join(r.dir, n)); err == nil && h.Version == v {
+			return true
+		}
+	}
+	return false
 }
 
 // settleHash sets PrevHash from the last line consumed, while the buffer still holds it.

@@ -34,6 +34,12 @@ type Config struct {
 
 	// Epoch, when set, gives the fencing epoch put into every batch's headers.
 	Epoch func() uint64
+	// Snapshots, when set, receives every new metadata snapshot; Retention > 0 then prunes
+	// snapshots and the stream together (see applyRetention).
+	Snapshots    SnapshotStore
+	Retention    time.Duration
+	SnapshotPoll time.Duration // re-check the snapshot files this often without a file event
+
 	// OnAck, when set, is called in order for every batch the stream acknowledged, from the
 	// shipping goroutine: it must not block.
 	OnAck func(stream.BatchInfo)
@@ -42,7 +48,7 @@ type Config struct {
 // DefaultConfig holds the defaults.
 func DefaultConfig() Config {
 	return Config{Replicas: 1, MaxBatchBytes: 1 << 20, Window: 32, Level: zstd.SpeedFastest,
-		Poll: time.Second, RetryWait: time.Second}
+		Poll: time.Second, RetryWait: time.Second, Retention: 72 * time.Hour, SnapshotPoll: 10 * time.Second}
 }
 
 // Validate checks the fields and their relations; errors name the setting.
@@ -58,6 +64,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("WINDOW = %d: want at least 1", c.Window)
 	case c.Poll <= 0:
 		return fmt.Errorf("POLL = %v: want more than 0", c.Poll)
+	case c.Retention < 0:
+		return fmt.Errorf("RETENTION = %v: want 0 (keep everything) or more", c.Retention)
+	case c.Retention > 0 && c.Retention < time.Hour:
+		return fmt.Errorf("RETENTION = %v: shorter than MooseFS's hourly snapshot: no snapshot would stay restorable", c.Retention)
 	}
 	return nil
 }
@@ -73,6 +83,9 @@ type Shipper struct {
 	shipped atomic.Pointer[Position] // last acknowledged position, for the snapshot uploader
 
 	rawTotal, sentTotal atomic.Uint64
+
+	// Owned by the shipping goroutine (emit and acked run on it).
+	newestRead uint64 // version of the newest line read from the files
 }
 
 // New checks cfg (filling defaults) and detects the kind of data directory.
@@ -95,6 +108,9 @@ func New(cfg Config, js jetstream.JetStream, log *slog.Logger, m *Metrics) (*Shi
 	}
 	if cfg.RetryWait == 0 {
 		cfg.RetryWait = def.RetryWait
+	}
+	if cfg.SnapshotPoll == 0 {
+		cfg.SnapshotPoll = def.SnapshotPoll
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -132,7 +148,14 @@ func (s *Shipper) Run(ctx context.Context) error {
 		return fmt.Errorf("watch %s: %w", s.cfg.DataDir, err)
 	}
 	wake := make(chan struct{}, 1)
-	go forwardEvents(ctx, w, wake, s.log)
+	snapWake := make(chan struct{}, 1)
+	go forwardEvents(ctx, w, wake, snapWake, s.cfg.Kind.SnapshotNames(), s.log)
+	if s.cfg.Snapshots != nil {
+		uctx, cancel := context.WithCancel(ctx)
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); s.uploadLoop(uctx, snapWake) }()
+		defer func() { cancel(); <-stopped }()
+	}
 	for {
 		s.refreshMetaID()
 		err := s.session(ctx, wake)
@@ -228,10 +251,15 @@ func (s *Shipper) session(ctx context.Context, wake <-chan struct{}) (err error)
 			}
 		}
 		if l.Timeline != timeline {
-			s.log.Warn("new timeline", "timeline", l.Timeline, "parent", l.Parent, "first_version", l.Version)
+			if l.Parent == 0 {
+				s.log.Info("starting timeline 1", "first_version", l.Version)
+			} else {
+				s.log.Warn("versions went backwards: new timeline", "timeline", l.Timeline, "parent", l.Parent, "first_version", l.Version)
+			}
 			timeline = l.Timeline
 		}
 		b.add(l)
+		s.newestRead = l.Version
 		s.m.NewestFileVersion.Set(float64(l.Version))
 		return nil
 	}
@@ -259,8 +287,6 @@ func (s *Shipper) session(ctx context.Context, wake <-chan struct{}) (err error)
 		if err := pub.waitAll(ctx); err != nil {
 			return err
 		}
-		s.m.LagVersions.Set(0)
-		s.m.LagSeconds.Set(0)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -289,6 +315,14 @@ func (s *Shipper) acked(b sealed, _ *jetstream.PubAck) {
 	s.m.BytesRaw.Add(float64(b.rawLen))
 	s.m.BytesSent.Add(float64(len(b.payload)))
 	s.m.Gap.Set(0)
+	if i.LastVersion >= s.newestRead {
+		s.m.LagVersions.Set(0)
+		s.m.LagSeconds.Set(0)
+	} else {
+		// The next line waiting was read after this batch's first: a bound from above.
+		s.m.LagVersions.Set(float64(s.newestRead - i.LastVersion))
+		s.m.LagSeconds.Set(time.Since(b.readAt).Seconds())
+	}
 	if s.cfg.OnAck != nil {
 		s.cfg.OnAck(i)
 	}
@@ -324,18 +358,27 @@ func (s *Shipper) refreshMetaID() {
 	}
 }
 
-// forwardEvents turns file events into wake-ups; a burst of writes becomes one wake-up.
-func forwardEvents(ctx context.Context, w *fsnotify.Watcher, wake chan<- struct{}, log *slog.Logger) {
+// forwardEvents turns file events into wake-ups, for the changelog reader or, for the names
+// of snapshot files, the uploader; a burst of events becomes one wake-up.
+func forwardEvents(ctx context.Context, w *fsnotify.Watcher, wake, snapWake chan<- struct{}, snapNames []string, log *slog.Logger) {
+	isSnap := map[string]bool{}
+	for _, n := range snapNames {
+		isSnap[n] = true
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-w.Events:
+		case ev, ok := <-w.Events:
 			if !ok {
 				return
 			}
+			ch := wake
+			if isSnap[filepath.Base(ev.Name)] {
+				ch = snapWake
+			}
 			select {
-			case wake <- struct{}{}:
+			case ch <- struct{}{}:
 			default:
 			}
 		case err, ok := <-w.Errors:

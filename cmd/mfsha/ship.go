@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mfsha/mfsha/internal/config"
+	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/shipper"
 )
 
@@ -22,6 +23,8 @@ type shipCommand struct {
 	state    string
 	metrics  string
 	cfg      shipper.Config
+
+	noSnapshots bool
 }
 
 const shipUsage = `Usage: mfsha ship --data DIR [--nats URL] [--cluster NAME] [flags]
@@ -49,6 +52,8 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	s.Int(&c.cfg.MaxBatchBytes, "batch-bytes", "BATCH_BYTES", def.MaxBatchBytes, "changelog `bytes` per message before compression")
 	s.Int(&c.cfg.Window, "window", "WINDOW", def.Window, "`batches` in flight before waiting for acknowledgements")
 	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "re-check the files this `often` even without a file event")
+	s.Duration(&c.cfg.Retention, "retention", "RETENTION", def.Retention, "keep snapshots, and the lines to roll them forward, this `long` (0: keep everything)")
+	s.Bool(&c.noSnapshots, "no-snapshots", "NO_SNAPSHOTS", false, "ship changelog lines only; upload no snapshot (retention then never purges)")
 	if err := parse(s, args); err != nil {
 		return err
 	}
@@ -80,6 +85,15 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
+	if !c.noSnapshots {
+		store, err := snapshot.Open(ctx, conn.js, c.nats.cluster, c.cfg.Replicas)
+		if err != nil {
+			return err
+		}
+		c.cfg.Snapshots = store
+	} else {
+		c.cfg.Retention = 0
+	}
 	sh, err := shipper.New(c.cfg, conn.js, log, m)
 	if err != nil {
 		return usageError{err}

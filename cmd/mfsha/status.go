@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mfsha/mfsha/internal/config"
+	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -49,6 +50,15 @@ func (c *statusCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	printTimelines(os.Stdout, c.nats.cluster, tls)
+	store, err := snapshot.Open(ctx, conn.js, c.nats.cluster, 1)
+	if err != nil {
+		return err
+	}
+	snaps, err := store.List(ctx)
+	if err != nil {
+		return err
+	}
+	printSnapshots(os.Stdout, c.nats.cluster, snaps)
 	return nil
 }
 
@@ -63,6 +73,19 @@ func printTimelines(w io.Writer, cluster string, tls []stream.Timeline) {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%s\t%d\t%d\n", t.Timeline, parent, t.FirstVersion, fmtTime(t.FirstTime),
 			t.LastVersion, fmtTime(t.LastTime), t.Batches, t.MetaID)
+	}
+	tw.Flush()
+}
+
+func printSnapshots(w io.Writer, cluster string, snaps []snapshot.Snapshot) {
+	fmt.Fprintf(w, "\nsnapshots (bucket %s): %d\n\n", stream.SnapshotBucket(cluster), len(snaps))
+	if len(snaps) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIMELINE\tVERSION\tTIME\tSIZE\tSTORED\tSOURCE")
+	for _, s := range snaps {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%d\t%s\n", s.Timeline, s.Version, fmtTime(s.Time), s.Size, s.CompressedSize, s.Source)
 	}
 	tw.Flush()
 }

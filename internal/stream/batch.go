@@ -12,6 +12,7 @@ import (
 type BatchInfo struct {
 	Timeline       uint64
 	ParentTimeline uint64 // set only on the first batch of a forked timeline
+	BridgedFrom    uint64 // set only on a batch after a hole: the first missing version
 	FirstVersion   uint64
 	LastVersion    uint64
 	FirstTime      int64
@@ -36,6 +37,9 @@ func (b BatchInfo) Header() nats.Header {
 	u(HdrTimeline, b.Timeline)
 	if b.ParentTimeline != 0 {
 		u(HdrTimelineFrom, b.ParentTimeline)
+	}
+	if b.BridgedFrom != 0 {
+		u(HdrBridgedFrom, b.BridgedFrom)
 	}
 	u(HdrFirstVersion, b.FirstVersion)
 	u(HdrLastVersion, b.LastVersion)
@@ -84,6 +88,7 @@ func ParseBatchHeader(h nats.Header) (BatchInfo, error) {
 	}
 	b.Timeline = num(HdrTimeline, 10, 64, false)
 	b.ParentTimeline = num(HdrTimelineFrom, 10, 64, true)
+	b.BridgedFrom = num(HdrBridgedFrom, 10, 64, true)
 	b.FirstVersion = num(HdrFirstVersion, 10, 64, false)
 	b.LastVersion = num(HdrLastVersion, 10, 64, false)
 	b.FirstTime = int64(num(HdrFirstTime, 10, 63, false))
@@ -96,6 +101,9 @@ func ParseBatchHeader(h nats.Header) (BatchInfo, error) {
 	b.Source = h.Get(HdrSource)
 	if err != nil {
 		return b, err
+	}
+	if b.BridgedFrom != 0 && b.BridgedFrom >= b.FirstVersion {
+		return b, fmt.Errorf("header %s: %d is not below the first version %d", HdrBridgedFrom, b.BridgedFrom, b.FirstVersion)
 	}
 	if b.Timeline == 0 {
 		return b, fmt.Errorf("header %s: timeline 0 is not valid", HdrTimeline)

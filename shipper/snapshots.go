@@ -1,0 +1,164 @@
+package shipper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mfsha/mfsha/internal/metafile"
+	"github.com/mfsha/mfsha/internal/snapshot"
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+// SnapshotStore is what the shipper needs of the snapshot bucket (snapshot.Store).
+type SnapshotStore interface {
+	Upload(ctx context.Context, path string, info snapshot.Info) (snapshot.Snapshot, error)
+	List(ctx context.Context) ([]snapshot.Snapshot, error)
+	Delete(ctx context.Context, name string) error
+}
+
+// uploadLoop uploads every new snapshot the MooseFS process renames into place, once the stream
+// holds every line below its version (so it can be rolled forward and its timeline is known),
+// then applies retention. It returns when ctx ends.
+func (s *Shipper) uploadLoop(ctx context.Context, trigger <-chan struct{}) {
+	poll := time.NewTicker(s.cfg.SnapshotPoll)
+	defer poll.Stop()
+	done := map[string]bool{} // file identity already uploaded
+	for {
+		s.uploadNew(ctx, done)
+		select {
+		case <-ctx.Done():
+			return
+		case <-trigger:
+		case <-poll.C:
+		}
+	}
+}
+
+func (s *Shipper) uploadNew(ctx context.Context, done map[string]bool) {
+	for _, n := range s.cfg.Kind.SnapshotNames() {
+		path := filepath.Join(s.cfg.DataDir, n)
+		fi, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		key := fmt.Sprintf("%s:%d:%d", n, fi.Size(), fi.ModTime().UnixNano())
+		if done[key] {
+			continue
+		}
+		h, err := metafile.Check(path)
+		if err != nil {
+			s.m.Errors.WithLabelValues("snapshot").Inc()
+			s.log.Warn("snapshot not uploaded: not a complete metadata file", "err", err)
+			done[key] = true
+			continue
+		}
+		if h.New {
+			done[key] = true
+			continue
+		}
+		pos := s.Shipped()
+		if pos.Next < h.Version {
+			s.log.Debug("snapshot waits for its lines to be shipped", "file", n, "version", h.Version, "shipped_next", pos.Next)
+			continue
+		}
+		start := time.Now()
+		snap, err := s.cfg.Snapshots.Upload(ctx, path, snapshot.Info{Timeline: pos.Timeline, Time: fi.ModTime().Unix(), Source: s.cfg.Source + ":" + n})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.m.Errors.WithLabelValues("snapshot").Inc()
+				s.log.Error("snapshot upload failed; will retry", "file", path, "err", err)
+			}
+			continue
+		}
+		done[key] = true
+		s.m.SnapshotVersion.Set(float64(snap.Version))
+		s.m.SnapshotUploads.Inc()
+		s.m.SnapshotBytes.Add(float64(snap.Size))
+		s.log.Info("snapshot uploaded", "name", snap.Name, "version", snap.Version, "bytes", snap.Size,
+			"compressed", snap.CompressedSize, "took", time.Since(start).Round(time.Millisecond))
+		if s.cfg.Retention > 0 {
+			if err := s.applyRetention(ctx); err != nil && ctx.Err() == nil {
+				s.m.Errors.WithLabelValues("snapshot").Inc()
+				s.log.Error("retention", "err", err)
+			}
+		}
+	}
+}
+
+// applyRetention deletes the snapshots retention drops (snapshot.PlanPrune), then purges the
+// changelog batches that no kept snapshot needs: those before the batch holding the oldest
+// kept snapshot's version. Snapshots and lines are thus retained together.
+func (s *Shipper) applyRetention(ctx context.Context) error {
+	snaps, err := s.cfg.Snapshots.List(ctx)
+	if err != nil {
+		return err
+	}
+	keep, drop := snapshot.PlanPrune(snaps, time.Now(), s.cfg.Retention)
+	for _, d := range drop {
+		if err := s.cfg.Snapshots.Delete(ctx, d.Name); err != nil {
+			return err
+		}
+		s.log.Info("snapshot dropped by retention", "name", d.Name)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	oldest := keep[0]
+	st, err := s.js.Stream(ctx, stream.StreamName(s.cfg.Cluster))
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	q, err := firstNeeded(ctx, st, stream.Subject(s.cfg.Cluster, oldest.Timeline), oldest.Version)
+	if err != nil || q == 0 {
+		return err
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSequence(q)); err != nil {
+		return fmt.Errorf("retention: purge %s below %d: %w", stream.StreamName(s.cfg.Cluster), q, err)
+	}
+	return nil
+}
+
+// firstNeeded finds the sequence of the first batch on subj whose last version is at least v,
+// or, if none is, of the last batch on subj (the stream's tail is never purged). 0: subj has
+// no batch. Versions grow with sequences on one subject, so it bisects.
+func firstNeeded(ctx context.Context, st jetstream.Stream, subj string, v uint64) (uint64, error) {
+	last, err := st.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("retention: last batch of %s: %w", subj, err)
+	}
+	info, err := stream.ParseBatchHeader(last.Header)
+	if err != nil {
+		return 0, fmt.Errorf("retention: batch %d: %w", last.Sequence, err)
+	}
+	if info.LastVersion < v {
+		return last.Sequence, nil
+	}
+	best, lo, hi := last.Sequence, uint64(1), last.Sequence
+	for lo <= hi {
+		mid := lo + (hi-lo)/2
+		// The first batch on subj at or after mid: it exists, since the last one is at or after.
+		m, err := st.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(subj))
+		if err != nil {
+			return 0, fmt.Errorf("retention: batch of %s at or after %d: %w", subj, mid, err)
+		}
+		bi, err := stream.ParseBatchHeader(m.Header)
+		if err != nil {
+			return 0, fmt.Errorf("retention: batch %d: %w", m.Sequence, err)
+		}
+		if bi.LastVersion >= v {
+			best, hi = m.Sequence, mid-1 // an earlier answer can only be before mid
+		} else {
+			lo = m.Sequence + 1
+		}
+	}
+	return best, nil
+}

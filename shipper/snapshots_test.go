@@ -1,0 +1,156 @@
+package shipper
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mfsha/mfsha/internal/mfstest"
+	"github.com/mfsha/mfsha/internal/snapshot"
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+// TestSnapshotsAndRetention: each snapshot renamed into place is uploaded once its lines are
+// shipped; retention keeps the window plus its base and purges only lines below the base.
+func TestSnapshotsAndRetention(t *testing.T) {
+	ctx := context.Background()
+	n := startNATS(t)
+	store, err := snapshot.Open(ctx, n.js, testCluster, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := masterDir(t)
+	writeFile(t, logPath(dir, 0), lines(1, 2500))
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots = dir, KindMaster, testCluster, store
+	cfg.Poll, cfg.SnapshotPoll, cfg.MaxBatchBytes, cfg.Retention = 50*time.Millisecond, 50*time.Millisecond, 16<<10, 72*time.Hour
+	r := startConfigured(t, n, cfg)
+	waitShipped(t, r, 1, 2500)
+
+	now := time.Now()
+	for _, s := range []struct {
+		inodes int
+		age    time.Duration
+	}{{100, 100 * time.Hour}, {500, 80 * time.Hour}, {1000, time.Hour}, {2000, 0}} {
+		src, version := mfstest.MakeMetadata(t, t.TempDir(), 99, s.inodes)
+		// As mfsmaster does: write a temporary file, then rename it into place.
+		tmp := filepath.Join(dir, "metadata.mfs.back.tmp")
+		b, _ := os.ReadFile(src)
+		writeFile(t, tmp, string(b))
+		if err := os.Chtimes(tmp, now.Add(-s.age), now.Add(-s.age)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "metadata.mfs.back")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "snapshot of version "+stream.SnapshotName(1, version), func() bool {
+			_, err := store.Get(ctx, stream.SnapshotName(1, version))
+			return err == nil
+		})
+	}
+	waitFor(t, "retention to drop the oldest snapshot", func() bool {
+		l, _ := store.List(ctx)
+		return len(l) == 3 && l[0].Version == 502
+	})
+	st, _ := n.js.Stream(ctx, stream.StreamName(testCluster))
+	si, _ := st.Info(ctx)
+	first, err := st.GetMsg(ctx, si.State.FirstSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := stream.ParseBatchHeader(first.Header)
+	if fi.FirstVersion <= 1 || fi.FirstVersion > 502 || fi.LastVersion < 502 {
+		t.Fatalf("after retention the stream starts with versions %d..%d; want the batch holding 502 (the oldest kept snapshot)", fi.FirstVersion, fi.LastVersion)
+	}
+}
+
+// TestSnapshotWaitsForItsLines: a snapshot ahead of the shipped lines is not uploaded yet.
+func TestSnapshotWaitsForItsLines(t *testing.T) {
+	ctx := context.Background()
+	n := startNATS(t)
+	store, err := snapshot.Open(ctx, n.js, testCluster, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := masterDir(t)
+	src, version := mfstest.MakeMetadata(t, t.TempDir(), 99, 300) // version 302
+	b, _ := os.ReadFile(src)
+	writeFile(t, filepath.Join(dir, "metadata.mfs.back"), string(b))
+	writeFile(t, logPath(dir, 0), lines(1, 200))
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots = dir, KindMaster, testCluster, store
+	cfg.Poll, cfg.SnapshotPoll = 50*time.Millisecond, 50*time.Millisecond
+	r := startConfigured(t, n, cfg)
+	waitShipped(t, r, 1, 200)
+	time.Sleep(200 * time.Millisecond) // several snapshot polls
+	if l, _ := store.List(ctx); len(l) != 0 {
+		t.Fatalf("uploaded %+v before lines up to %d were shipped", l, version-1)
+	}
+	appendFile(t, logPath(dir, 0), lines(201, 301))
+	waitFor(t, "the snapshot once its lines are shipped", func() bool {
+		l, _ := store.List(ctx)
+		return len(l) == 1 && l[0].Version == version
+	})
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestCleanStopHoleIsBridged: a real mfsmaster skips a version across a clean stop (seen: the
+// last line 28, metadata.mfs of version 30, the restarted master goes on at 30). The metadata
+// file bridges the hole: the shipper goes on, marks the batch, and uploads that snapshot.
+func TestCleanStopHoleIsBridged(t *testing.T) {
+	ctx := context.Background()
+	n := startNATS(t)
+	store, err := snapshot.Open(ctx, n.js, testCluster, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := masterDir(t)
+	src, version := mfstest.MakeMetadata(t, t.TempDir(), 99, 28)
+	if version != 30 {
+		t.Fatalf("made version %d, want 30", version)
+	}
+	b, _ := os.ReadFile(src)
+	writeFile(t, filepath.Join(dir, "metadata.mfs"), string(b))
+	writeFile(t, logPath(dir, 0), lines(1, 28)+lines(30, 40))
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots = dir, KindMaster, testCluster, store
+	cfg.Poll, cfg.SnapshotPoll, cfg.MaxBatchBytes = 50*time.Millisecond, 50*time.Millisecond, 16<<10
+	r := startConfigured(t, n, cfg)
+	waitShipped(t, r, 1, 40)
+	checkStream(t, n, map[uint64]string{1: lines(1, 28) + lines(30, 40)})
+	st, _ := n.js.Stream(ctx, stream.StreamName(testCluster))
+	m, err := st.GetLastMsgForSubject(ctx, stream.Subject(testCluster, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := stream.ParseBatchHeader(m.Header)
+	if info.FirstVersion != 30 || info.BridgedFrom != 29 {
+		t.Fatalf("batch after the hole: %+v; want first version 30, bridged from 29", info)
+	}
+	waitFor(t, "the bridging snapshot", func() bool {
+		_, err := store.Get(ctx, stream.SnapshotName(1, 30))
+		return err == nil
+	})
+	// Without the metadata file the same hole is a gap.
+	if err := os.Remove(filepath.Join(dir, "metadata.mfs")); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, logPath(dir, 0), lines(42, 43))
+	if err := r.waitErr(t); !errors.Is(err, ErrGap) {
+		t.Fatalf("got %v, want ErrGap for the unbridged hole at 41", err)
+	}
+}
