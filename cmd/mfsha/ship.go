@@ -68,6 +68,11 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{fmt.Errorf("KIND: %w", err)}
 	}
+	if kind == 0 {
+		if kind, err = shipper.DetectKind(c.data); err != nil {
+			return usageError{fmt.Errorf("DATA_PATH: %w", err)}
+		}
+	}
 	c.cfg.DataDir, c.cfg.Kind, c.cfg.Cluster = c.data, kind, c.nats.cluster
 	host, _ := os.Hostname()
 	c.cfg.Source = host

@@ -42,7 +42,7 @@ func (d *Decoder) Decode(seq uint64, h nats.Header, payload []byte) (BatchInfo, 
 	if err != nil {
 		return info, nil, fmt.Errorf("stream message %d (versions %d..%d): payload: %w", seq, info.FirstVersion, info.LastVersion, err)
 	}
-	if sum := crc32.Checksum(d.buf, castagnoli); sum != info.Sum {
+	if sum := crc(d.buf); sum != info.Sum {
 		return info, nil, fmt.Errorf("stream message %d (versions %d..%d): checksum %08x, header says %08x", seq, info.FirstVersion, info.LastVersion, sum, info.Sum)
 	}
 	if n := bytes.Count(d.buf, []byte{'\n'}); n != info.Lines || (n > 0 && d.buf[len(d.buf)-1] != '\n') {
@@ -50,3 +50,5 @@ func (d *Decoder) Decode(seq uint64, h nats.Header, payload []byte) (BatchInfo, 
 	}
 	return info, d.buf, nil
 }
+
+func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
