@@ -21,7 +21,16 @@ func main() {
 	lines := flag.Int("lines", 1000000, "changelog `lines` for the throughput run")
 	rate := flag.Int("rate", 50000, "steady `lines/s` for the latency run")
 	dur := flag.Duration("duration", 10*time.Second, "`length` of the latency run")
+	child := flag.Int64("snapshot-child", 0, "internal: upload a synthetic snapshot of this many `bytes` and print peak RSS")
+	childDir := flag.String("snapshot-dir", "", "internal: directory for -snapshot-child")
 	flag.Parse()
+	if *child > 0 {
+		if err := snapshotChild(*child, *childDir); err != nil {
+			fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *out, *lines, *rate, *dur); err != nil {
@@ -68,6 +77,9 @@ func run(ctx context.Context, out string, lines, rate int, dur time.Duration) er
 		lat.rate, lat.samples, lat.p50.Round(10*time.Microsecond), lat.p99.Round(10*time.Microsecond), lat.max.Round(10*time.Microsecond))
 	fmt.Printf("  p50 %v p99 %v max %v\n", lat.p50, lat.p99, lat.max)
 
+	if err := snapshotSection(ctx, &report, dir); err != nil {
+		return err
+	}
 	fmt.Fprintf(&report, "\nThe workload: changelog lines shaped like a busy master's (CREATE, ACQUIRE, WRITE, LENGTH, UNLOCK, RELEASE, AMTIME, ATTR), see cmd/mfsha-bench/gen.go.\n")
 	if err := os.WriteFile(out, []byte(report.String()), 0o644); err != nil {
 		return err
