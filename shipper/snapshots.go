@@ -2,7 +2,6 @@ package shipper
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -114,7 +113,7 @@ func (s *Shipper) applyRetention(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("retention: %w", err)
 	}
-	q, err := firstNeeded(ctx, st, stream.Subject(s.cfg.Cluster, oldest.Timeline), oldest.Version)
+	q, err := stream.SeekVersion(ctx, st, stream.Subject(s.cfg.Cluster, oldest.Timeline), oldest.Version)
 	if err != nil || q == 0 {
 		return err
 	}
@@ -122,43 +121,4 @@ func (s *Shipper) applyRetention(ctx context.Context) error {
 		return fmt.Errorf("retention: purge %s below %d: %w", stream.StreamName(s.cfg.Cluster), q, err)
 	}
 	return nil
-}
-
-// firstNeeded finds the sequence of the first batch on subj whose last version is at least v,
-// or, if none is, of the last batch on subj (the stream's tail is never purged). 0: subj has
-// no batch. Versions grow with sequences on one subject, so it bisects.
-func firstNeeded(ctx context.Context, st jetstream.Stream, subj string, v uint64) (uint64, error) {
-	last, err := st.GetLastMsgForSubject(ctx, subj)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("retention: last batch of %s: %w", subj, err)
-	}
-	info, err := stream.ParseBatchHeader(last.Header)
-	if err != nil {
-		return 0, fmt.Errorf("retention: batch %d: %w", last.Sequence, err)
-	}
-	if info.LastVersion < v {
-		return last.Sequence, nil
-	}
-	best, lo, hi := last.Sequence, uint64(1), last.Sequence
-	for lo <= hi {
-		mid := lo + (hi-lo)/2
-		// The first batch on subj at or after mid: it exists, since the last one is at or after.
-		m, err := st.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(subj))
-		if err != nil {
-			return 0, fmt.Errorf("retention: batch of %s at or after %d: %w", subj, mid, err)
-		}
-		bi, err := stream.ParseBatchHeader(m.Header)
-		if err != nil {
-			return 0, fmt.Errorf("retention: batch %d: %w", m.Sequence, err)
-		}
-		if bi.LastVersion >= v {
-			best, hi = m.Sequence, mid-1 // an earlier answer can only be before mid
-		} else {
-			lo = m.Sequence + 1
-		}
-	}
-	return best, nil
 }

@@ -31,6 +31,7 @@ var commands = []struct {
 	cmd           func() command
 }{
 	{"ship", "publish a master's (or metalogger's) changelog and snapshots to NATS JetStream", func() command { return &shipCommand{} }},
+	{"restore", "rebuild metadata.mfs as of a time or version from snapshots and the changelog stream", func() command { return &restoreCommand{} }},
 	{"status", "show the stream's range of versions, timelines and snapshots", func() command { return &statusCommand{} }},
 }
 

@@ -1,0 +1,258 @@
+package restorer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mfsha/mfsha/internal/changelog"
+	"github.com/mfsha/mfsha/internal/metafile"
+	"github.com/mfsha/mfsha/internal/snapshot"
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+// ErrExists is returned when the output already holds metadata and Force is not set.
+var ErrExists = errors.New("metadata file exists (use --force to replace it)")
+
+// Options of Apply.
+type Options struct {
+	Cluster   string
+	OutDir    string // metadata.mfs is written here
+	Force     bool   // replace an existing OutDir/metadata.mfs
+	Mfsmaster string // path of mfsmaster; empty: found on PATH or in /usr/sbin
+	Progress  snapshot.Progress
+	Log       *slog.Logger
+}
+
+// Outcome is what was restored.
+type Outcome struct {
+	Path     string
+	Version  uint64 // the restored metadata's version (the next change id)
+	LastLine uint64 // the last changelog line applied; 0 if none
+	LastTime int64  // its timestamp
+	Lines    int    // lines applied on top of the snapshot
+}
+
+// Apply carries out a plan: it downloads and verifies the snapshot, takes the changelog lines
+// up to the target from the stream (checking that none is missing or corrupt), folds them with
+// `mfsmaster -a restore` in a private directory, checks the resulting version, and installs
+// OutDir/metadata.mfs atomically. On any error OutDir is left as it was.
+func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p Plan, o Options) (Outcome, error) {
+	out := filepath.Join(o.OutDir, "metadata.mfs")
+	if _, err := os.Stat(out); err == nil && !o.Force {
+		return Outcome{}, fmt.Errorf("%s: %w", out, ErrExists)
+	}
+	master := o.Mfsmaster
+	if master == "" {
+		var err error
+		if master, err = findMfsmaster(); err != nil {
+			return Outcome{}, err
+		}
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return Outcome{}, fmt.Errorf("restore: %w", err)
+	}
+	work, err := os.MkdirTemp(o.OutDir, ".mfsha-restore-")
+	if err != nil {
+		return Outcome{}, fmt.Errorf("restore: %w", err)
+	}
+	defer os.RemoveAll(work)
+	data := filepath.Join(work, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		return Outcome{}, fmt.Errorf("restore: %w", err)
+	}
+	base := filepath.Join(data, "metadata.mfs")
+	if p.Snapshot != nil {
+		if _, err := store.DownloadFile(ctx, p.Snapshot.Name, base, o.Progress); err != nil {
+			return Outcome{}, err
+		}
+	} else if err := os.WriteFile(base, []byte(metafile.NewSignature), 0o644); err != nil {
+		return Outcome{}, fmt.Errorf("restore: %w", err)
+	}
+
+	res, err := writeLines(ctx, js, o.Cluster, p, filepath.Join(data, "changelog.0.mfs"))
+	if err != nil {
+		return Outcome{}, err
+	}
+	res.Version = p.From
+	if res.Lines > 0 {
+		res.Version = res.LastLine + 1
+		if err := fold(ctx, master, work, data); err != nil {
+			return Outcome{}, err
+		}
+	}
+	h, err := metafile.Check(base)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("restored metadata: %w", err)
+	}
+	// mfsmaster skips a changelog it cannot use and still exits 0: trust only the header.
+	if h.Version != res.Version {
+		return Outcome{}, fmt.Errorf("restored metadata has version %d, want %d: mfsmaster did not apply every line (see %s)", h.Version, res.Version, filepath.Join(work, "mfsmaster.log"))
+	}
+	if err := install(base, out); err != nil {
+		return Outcome{}, err
+	}
+	res.Path = out
+	return res, nil
+}
+
+// writeLines writes lines From..To of the plan's timeline (for a time target: up to the last
+// line at or before it) to path, each checked: parseable, contiguous, from a batch whose
+// checksum matches.
+func writeLines(ctx context.Context, js jetstream.JetStream, cluster string, p Plan, path string) (Outcome, error) {
+	var res Outcome
+	if p.From > p.To {
+		return res, nil
+	}
+	st, err := js.Stream(ctx, stream.StreamName(cluster))
+	if err != nil {
+		return res, fmt.Errorf("stream %s: %w", stream.StreamName(cluster), err)
+	}
+	subj := stream.Subject(cluster, p.Timeline.Timeline)
+	seq, err := stream.SeekVersion(ctx, st, subj, p.From)
+	if err != nil {
+		return res, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return res, fmt.Errorf("restore: %w", err)
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	dec, err := stream.NewDecoder()
+	if err != nil {
+		return res, err
+	}
+	defer dec.Close()
+	limit := int64(-1)
+	if !p.Target.Time.IsZero() {
+		limit = p.Target.Time.Unix()
+	}
+	next := p.From
+	for next <= p.To {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if err != nil {
+			return res, fmt.Errorf("restore: batch of %s at or after sequence %d (need version %d): %w", subj, seq, next, err)
+		}
+		seq = m.Sequence + 1
+		info, body, err := dec.Decode(m.Sequence, m.Header, m.Data)
+		if err != nil {
+			return res, err
+		}
+		if info.LastVersion < next {
+			continue
+		}
+		if info.FirstVersion > next {
+			if info.BridgedFrom != 0 && info.BridgedFrom <= next {
+				return res, fmt.Errorf("restore: versions %d..%d are not in the changelog (MooseFS skipped them at a clean stop); restoring past them needs the snapshot of version %d, and none was chosen at or after it", info.BridgedFrom, info.FirstVersion-1, info.FirstVersion)
+			}
+			return res, fmt.Errorf("restore: the stream has a gap: version %d is missing before message %d (versions %d..%d)", next, m.Sequence, info.FirstVersion, info.LastVersion)
+		}
+		for len(body) > 0 && next <= p.To {
+			i := bytes.IndexByte(body, '\n')
+			line := body[:i]
+			body = body[i+1:]
+			v, ts, err := changelog.ParseVersion(line)
+			if err != nil {
+				return res, fmt.Errorf("restore: stream message %d: %w", m.Sequence, err)
+			}
+			if v < next {
+				continue
+			}
+			if v != next {
+				return res, fmt.Errorf("restore: stream message %d holds version %d where %d was expected", m.Sequence, v, next)
+			}
+			if limit >= 0 && int64(ts) > limit {
+				return res, finish(w, path)
+			}
+			w.Write(line)
+			w.WriteByte('\n')
+			res.Lines++
+			res.LastLine, res.LastTime = v, int64(ts)
+			next++
+		}
+	}
+	return res, finish(w, path)
+}
+
+func finish(w *bufio.Writer, path string) error {
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("restore: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// fold runs `mfsmaster -a restore` on data with a private configuration; it serves nothing.
+func fold(ctx context.Context, master, work, data string) error {
+	cfg := filepath.Join(work, "mfsmaster.cfg")
+	exports := filepath.Join(work, "mfsexports.cfg")
+	text := fmt.Sprintf("WORKING_USER = root\nWORKING_GROUP = root\nDATA_PATH = %s\nEXPORTS_FILENAME = %s\nLOCK_FILE = %s\n",
+		data, exports, filepath.Join(data, ".mfsmaster.lock"))
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(exports, []byte("* / ro\n"), 0o600); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, master, "-c", cfg, "-a", "restore")
+	outp, err := cmd.CombinedOutput()
+	_ = os.WriteFile(filepath.Join(work, "mfsmaster.log"), outp, 0o600)
+	if err != nil {
+		return fmt.Errorf("mfsmaster -a restore: %w\n%s", err, tailOf(outp))
+	}
+	return nil
+}
+
+func tailOf(b []byte) string {
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// install copies the restored file next to out, syncs it, renames it over out and syncs the
+// directory.
+func install(src, out string) error {
+	tmp := out + ".mfsha-tmp"
+	if err := os.Rename(src, tmp); err != nil {
+		return fmt.Errorf("install %s: %w", out, err)
+	}
+	f, err := os.Open(tmp)
+	if err != nil {
+		return fmt.Errorf("install %s: %w", out, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("install %s: sync: %w", out, err)
+	}
+	f.Close()
+	if err := os.Rename(tmp, out); err != nil {
+		return fmt.Errorf("install %s: %w", out, err)
+	}
+	d, err := os.Open(filepath.Dir(out))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func findMfsmaster() (string, error) {
+	if p, err := exec.LookPath("mfsmaster"); err == nil {
+		return p, nil
+	}
+	for _, p := range []string{"/usr/sbin/mfsmaster", "/sbin/mfsmaster"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("mfsmaster not found (install Debian's moosefs-master)")
+}

@@ -1,0 +1,181 @@
+package restorer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mfsha/mfsha/internal/mfstest"
+	"github.com/mfsha/mfsha/internal/snapshot"
+	"github.com/mfsha/mfsha/internal/stream"
+	"github.com/mfsha/mfsha/shipper"
+)
+
+const cluster = "r"
+
+// history is what mfsmaster can replay: SETMETAID, then CREATE of file fN (inode N) as line N.
+func history(from, to int) string {
+	var b strings.Builder
+	for v := from; v <= to; v++ {
+		if v == 1 {
+			b.WriteString("1: 1700000000|SETMETAID(77)\n")
+			continue
+		}
+		fmt.Fprintf(&b, "%d: %d|CREATE(1,f%d,1,420,18,0,0,0):%d\n", v, 1700000000+v/100, v, v)
+	}
+	return b.String()
+}
+
+// shipped runs a real shipper over a master directory holding lines 1..3001 and a snapshot of
+// version 1002, and returns the stream and the snapshot store once both are in.
+func shipped(t *testing.T) (jetstream.JetStream, *snapshot.Store) {
+	t.Helper()
+	mfstest.RequireMooseFS(t)
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS did not start")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close(); srv.Shutdown() })
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := snapshot.Open(ctx, js, cluster, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	snap, version := mfstest.MakeMetadata(t, t.TempDir(), 77, 1000)
+	b, _ := os.ReadFile(snap)
+	os.WriteFile(filepath.Join(dir, "metadata.mfs.back"), b, 0o644)
+	mt := time.Unix(1700000010, 0)
+	os.Chtimes(filepath.Join(dir, "metadata.mfs.back"), mt, mt)
+	os.WriteFile(filepath.Join(dir, "changelog.0.mfs"), []byte(history(1, 3001)), 0o644)
+	cfg := shipper.DefaultConfig()
+	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots, cfg.Retention = dir, shipper.KindMaster, cluster, store, 0
+	cfg.MaxBatchBytes, cfg.SnapshotPoll = 16<<10, 50*time.Millisecond
+	sh, err := shipper.New(cfg, js, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		_, err := store.Get(ctx, stream.SnapshotName(1, version))
+		if sh.Shipped().Next == 3002 && err == nil {
+			return js, store
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("not shipped: at %+v", sh.Shipped())
+	return nil, nil
+}
+
+func restore(t *testing.T, js jetstream.JetStream, store *snapshot.Store, target Target, out string, force bool) (Plan, Outcome, error) {
+	t.Helper()
+	ctx := context.Background()
+	tls, err := stream.Timelines(ctx, js, cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := store.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := CalcPlan(tls, snaps, 0, target)
+	if err != nil {
+		return p, Outcome{}, err
+	}
+	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, Force: force})
+	return p, o, err
+}
+
+// files lists the names in the root directory of a metadata file, with the real mfsmetadump.
+func files(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	dump, _ := mfstest.Path("mfsmetadump")
+	out, err := exec.Command(dump, path).Output()
+	if err != nil {
+		t.Fatalf("mfsmetadump %s: %v", path, err)
+	}
+	names := map[string]bool{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if i := strings.Index(l, "|n:"); strings.HasPrefix(l, "EDGE|") && i > 0 {
+			names[l[i+3:]] = true
+		}
+	}
+	return names
+}
+
+func TestRestoreToVersionAndTime(t *testing.T) {
+	js, store := shipped(t)
+	for _, tc := range []struct {
+		target       Target
+		wantSnapshot bool
+		last         int // the last file that must exist
+	}{
+		{Target{Version: 2500}, true, 2500},
+		{Target{Version: 500}, false, 500},                   // before the snapshot: from an empty file system
+		{Target{Time: time.Unix(1700000020, 0)}, true, 2099}, // lines up to 2099 are at or before :20
+		{Target{}, true, 3001},
+	} {
+		out := t.TempDir()
+		p, o, err := restore(t, js, store, tc.target, out, false)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.target, err)
+		}
+		if (p.Snapshot != nil) != tc.wantSnapshot || o.Version != uint64(tc.last+1) {
+			t.Fatalf("%s: plan %+v, outcome %+v; want snapshot %v, version %d", tc.target, p, o, tc.wantSnapshot, tc.last+1)
+		}
+		names := files(t, filepath.Join(out, "metadata.mfs"))
+		if !names[fmt.Sprintf("f%d", tc.last)] || names[fmt.Sprintf("f%d", tc.last+1)] || !names["f2"] {
+			t.Fatalf("%s: restored metadata has %d names; want f2..f%d only", tc.target, len(names), tc.last)
+		}
+	}
+}
+
+func TestRestoreErrors(t *testing.T) {
+	js, store := shipped(t)
+	out := t.TempDir()
+	if _, _, err := restore(t, js, store, Target{Version: 99999}, out, false); !errors.Is(err, ErrAfterNewest) || !strings.Contains(err.Error(), "versions 1..3001") {
+		t.Fatalf("after the newest: %v", err)
+	}
+	if _, _, err := restore(t, js, store, Target{Time: time.Unix(1800000000, 0)}, out, false); !errors.Is(err, ErrAfterNewest) {
+		t.Fatalf("time after the newest: %v", err)
+	}
+	existing := filepath.Join(out, "metadata.mfs")
+	os.WriteFile(existing, []byte("precious"), 0o644)
+	if _, _, err := restore(t, js, store, Target{Version: 100}, out, false); !errors.Is(err, ErrExists) {
+		t.Fatalf("existing metadata: %v", err)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "precious" {
+		t.Fatal("existing metadata was changed")
+	}
+	if _, o, err := restore(t, js, store, Target{Version: 100}, out, true); err != nil || o.Version != 101 {
+		t.Fatalf("--force: %+v, %v", o, err)
+	}
+	ents, _ := os.ReadDir(out)
+	if len(ents) != 1 {
+		t.Fatalf("left behind in %s: %v", out, ents)
+	}
+}
