@@ -30,8 +30,9 @@ func TestCalcPlan(t *testing.T) {
 	}{
 		{0, Target{}, "c", 7000, 7500, nil, ""},                         // the newest timeline
 		{1, Target{Version: 8500}, "b", 8000, 8500, nil, ""},            // newest snapshot at or before
-		{1, Target{Version: 7999}, "a", 5000, 7999, nil, ""},            // 8000 holds changes below 8000: 7999 needs a
-		{1, Target{Version: 7999 + 1}, "a", 5000, 8000, nil, ""},        // version 8000 applied: b is version 8000, not after it
+		{1, Target{Version: 7999}, "b", 8000, 7999, nil, ""},            // b holds every change below 8000: exactly the target
+		{1, Target{Version: 7998}, "a", 5000, 7998, nil, ""},            // b is past the target
+		{1, Target{Version: 8000}, "b", 8000, 8000, nil, ""},            // b and line 8000
 		{1, Target{Time: time.Unix(1700, 0)}, "a", 5000, 9000, nil, ""}, // b was taken after the target time
 		{1, Target{Version: 9001}, "", 0, 0, ErrAfterNewest, "timeline 1 holds versions 5000..9000"},
 		{3, Target{}, "", 0, 0, ErrNoTimeline, "timelines 1, 2"},
