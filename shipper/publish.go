@@ -66,38 +66,39 @@ func (p *publisher) waitAll(ctx context.Context) error {
 // reap handles the acknowledgements that have already arrived, without waiting.
 func (p *publisher) reap() error {
 	for len(p.inflight) > 0 {
+		f := p.inflight[0].fut
 		select {
-		case <-p.inflight[0].fut.Ok():
-		case <-p.inflight[0].fut.Err():
+		case ack := <-f.Ok():
+			if err := p.done(ack, nil); err != nil {
+				return err
+			}
+		case err := <-f.Err():
+			return p.done(nil, err)
 		default:
 			return nil
-		}
-		if err := p.waitOne(context.Background()); err != nil {
-			return err
 		}
 	}
 	return nil
 }
 
+// waitOne waits for the oldest batch in flight to be acknowledged or to fail.
 func (p *publisher) waitOne(ctx context.Context) error {
-	f := p.inflight[0]
+	f := p.inflight[0].fut
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case ack := <-f.fut.Ok():
-		p.inflight = p.inflight[1:]
-		if ack.Duplicate {
-			// Stored before (an earlier attempt whose ack was lost): the data is there, but
-			// the sequences expected by later batches are off by one.
-			p.dup = true
-		}
-		p.onAck(f.b, ack)
-		if p.dup {
-			return errResync
-		}
-		return nil
-	case err := <-f.fut.Err():
-		p.inflight = p.inflight[1:]
+	case ack := <-f.Ok():
+		return p.done(ack, nil)
+	case err := <-f.Err():
+		return p.done(nil, err)
+	}
+}
+
+// done retires the oldest batch in flight with its outcome.
+func (p *publisher) done(ack *jetstream.PubAck, err error) error {
+	f := p.inflight[0]
+	p.inflight = p.inflight[1:]
+	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
@@ -105,6 +106,16 @@ func (p *publisher) waitOne(ctx context.Context) error {
 		}
 		return fmt.Errorf("publish versions %d..%d on timeline %d: %w", f.b.info.FirstVersion, f.b.info.LastVersion, f.b.info.Timeline, err)
 	}
+	if ack.Duplicate {
+		// Stored before (an earlier attempt whose ack was lost): the data is there, but the
+		// sequences expected by later batches are off by one.
+		p.dup = true
+	}
+	p.onAck(f.b, ack)
+	if p.dup {
+		return errResync
+	}
+	return nil
 }
 
 // errResync asks the session to re-read the stream's tail and start over from it.

@@ -84,8 +84,7 @@ type Shipper struct {
 
 	rawTotal, sentTotal atomic.Uint64
 
-	// Owned by the shipping goroutine (emit and acked run on it).
-	newestRead uint64 // version of the newest line read from the files
+	newestRead atomic.Uint64 // version of the newest line read from the files
 }
 
 // New checks cfg (filling defaults) and detects the kind of data directory.
@@ -219,30 +218,18 @@ func (s *Shipper) session(ctx context.Context, wake <-chan struct{}) (err error)
 
 	rd := newReader(s.cfg.DataDir, s.cfg.Kind, pos)
 	defer rd.Close()
-	pub := newPublisher(s.js, s.cfg.Cluster, t.seq, s.cfg.Window, s.acked)
-	defer func() {
-		// Let what was sent settle, so the next session reads a tail that includes it.
-		settle, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for len(pub.inflight) > 0 {
-			_ = pub.waitOne(settle)
-		}
-	}()
+	pipe := newPipeline(ctx, s, newPublisher(s.js, s.cfg.Cluster, t.seq, s.cfg.Window, s.acked))
+	defer pipe.close()
 
 	timeline := pos.Timeline
-	var b batch
-	b.raw = make([]byte, 0, s.cfg.MaxBatchBytes)
-	flush := func() error {
+	b := pipe.batch()
+	flush := func() error { // hands the batch being filled to the pipeline
 		if b.info.Lines == 0 {
-			return nil
+			return pipe.failed()
 		}
-		var epoch uint64
-		if s.cfg.Epoch != nil {
-			epoch = s.cfg.Epoch()
-		}
-		sb := b.seal(s.enc, s.metaID.Load(), epoch, s.cfg.Source)
-		b.reset()
-		return pub.publish(ctx, sb)
+		err := pipe.submit(b)
+		b = pipe.batch()
+		return err
 	}
 	emit := func(l Line) error {
 		if !b.fits(l, s.cfg.MaxBatchBytes) {
@@ -259,7 +246,7 @@ func (s *Shipper) session(ctx context.Context, wake <-chan struct{}) (err error)
 			timeline = l.Timeline
 		}
 		b.add(l)
-		s.newestRead = l.Version
+		s.newestRead.Store(l.Version)
 		s.m.NewestFileVersion.Set(float64(l.Version))
 		return nil
 	}
@@ -269,7 +256,7 @@ func (s *Shipper) session(ctx context.Context, wake <-chan struct{}) (err error)
 	for {
 		if err := rd.Read(emit); err != nil {
 			if ferr := flush(); ferr == nil {
-				_ = pub.waitAll(ctx)
+				_ = pipe.flush()
 			}
 			if errors.Is(err, ErrGap) || errors.Is(err, ErrNotSoleWriter) || errors.Is(err, errResync) {
 				return err
@@ -284,7 +271,7 @@ func (s *Shipper) session(ctx context.Context, wake <-chan struct{}) (err error)
 		if err := flush(); err != nil {
 			return err
 		}
-		if err := pub.waitAll(ctx); err != nil {
+		if err := pipe.flush(); err != nil {
 			return err
 		}
 		select {
@@ -315,12 +302,12 @@ func (s *Shipper) acked(b sealed, _ *jetstream.PubAck) {
 	s.m.BytesRaw.Add(float64(b.rawLen))
 	s.m.BytesSent.Add(float64(len(b.payload)))
 	s.m.Gap.Set(0)
-	if i.LastVersion >= s.newestRead {
+	if newest := s.newestRead.Load(); i.LastVersion >= newest {
 		s.m.LagVersions.Set(0)
 		s.m.LagSeconds.Set(0)
 	} else {
 		// The next line waiting was read after this batch's first: a bound from above.
-		s.m.LagVersions.Set(float64(s.newestRead - i.LastVersion))
+		s.m.LagVersions.Set(float64(newest - i.LastVersion))
 		s.m.LagSeconds.Set(time.Since(b.readAt).Seconds())
 	}
 	if s.cfg.OnAck != nil {
