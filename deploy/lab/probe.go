@@ -1,0 +1,195 @@
+package lab
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// MooseFS master ports.
+const (
+	PortMasterMeta  = 9419 // metaloggers (MATOML)
+	PortMasterChunk = 9420 // chunkservers (MATOCS)
+	PortMasterCl    = 9421 // clients and tools (MATOCL)
+)
+
+// Packet types of the MATOCL protocol used here (MFSCommunication.h, PROTO_BASE 0).
+const (
+	cltomaCservList = 500
+	matoclCservList = 501
+	cltomaInfo      = 510
+	matoclInfo      = 511
+	cltomaMlogList  = 522
+	matoclMlogList  = 523
+)
+
+// maxPacket bounds the payload the probes accept.
+const maxPacket = 16 << 20
+
+// ErrBadReply is wrapped by the probes when the master's answer cannot be decoded.
+var ErrBadReply = errors.New("bad reply from master")
+
+// MasterInfo is the part of the master's CLTOMA_INFO answer the lab uses.
+type MasterInfo struct {
+	Version     string // MooseFS version, "3.0.117"
+	MetaVersion uint64 // the next change id, as in metadata.mfs
+	TotalSpace  uint64 // bytes, as reported by the chunkservers
+	AvailSpace  uint64
+	Inodes      uint32
+	Chunks      uint32
+}
+
+// ChunkserverInfo is one entry of the master's chunkserver list.
+type ChunkserverInfo struct {
+	Addr       netip.AddrPort // address and port the chunkserver serves clients on
+	Connected  bool
+	Version    string
+	UsedSpace  uint64
+	TotalSpace uint64
+	Chunks     uint32
+}
+
+// MetaloggerInfo is one entry of the master's list of connected metaloggers.
+type MetaloggerInfo struct {
+	Addr    netip.Addr
+	Version string
+}
+
+// MasterVersion asks the master at addr (IP:port of its client port, 9421) for its metadata
+// version with CLTOMA_INFO, without registering. An answer means the master is serving.
+func MasterVersion(ctx context.Context, dial DialFunc, addr string) (uint64, error) {
+	info, err := ProbeMaster(ctx, dial, addr)
+	return info.MetaVersion, err
+}
+
+// ProbeMaster sends CLTOMA_INFO to the master at addr and decodes the answer. Without a
+// deadline in ctx it gives up after 5 seconds.
+func ProbeMaster(ctx context.Context, dial DialFunc, addr string) (MasterInfo, error) {
+	b, err := request(ctx, dial, addr, cltomaInfo, matoclInfo)
+	if err != nil {
+		return MasterInfo{}, err
+	}
+	if len(b) < 129 {
+		return MasterInfo{}, fmt.Errorf("master %s: CLTOMA_INFO answer of %d bytes, want >= 129: %w", addr, len(b), ErrBadReply)
+	}
+	be := binary.BigEndian
+	return MasterInfo{
+		Version:     version(uint32(be.Uint16(b[0:2])), uint32(b[2]), uint32(b[3])),
+		TotalSpace:  be.Uint64(b[28:36]),
+		AvailSpace:  be.Uint64(b[36:44]),
+		Inodes:      be.Uint32(b[76:80]),
+		Chunks:      be.Uint32(b[88:92]),
+		MetaVersion: be.Uint64(b[121:129]),
+	}, nil
+}
+
+// Chunkservers lists the chunkservers the master at addr knows, connected or not.
+func Chunkservers(ctx context.Context, dial DialFunc, addr string) ([]ChunkserverInfo, error) {
+	b, err := request(ctx, dial, addr, cltomaCservList, matoclCservList)
+	if err != nil {
+		return nil, err
+	}
+	// 3.0.x entry: flags:8 version:24 ip:32 port:16 csid:16 used:64 total:64 chunks:32
+	// tdused:64 tdtotal:64 tdchunks:32 errors:32 load:32 gracetime:32 labels:32 mfr:8.
+	const size = 69
+	if len(b)%size != 0 {
+		return nil, fmt.Errorf("master %s: chunkserver list of %d bytes is not a multiple of %d: %w", addr, len(b), size, ErrBadReply)
+	}
+	be := binary.BigEndian
+	var out []ChunkserverInfo
+	for ; len(b) > 0; b = b[size:] {
+		v := be.Uint32(b[0:4])
+		var ip [4]byte
+		copy(ip[:], b[4:8])
+		out = append(out, ChunkserverInfo{
+			Addr:       netip.AddrPortFrom(netip.AddrFrom4(ip), be.Uint16(b[8:10])),
+			Connected:  v>>24&1 == 0,
+			Version:    version(v>>16&0xff, v>>8&0xff, v&0xff),
+			UsedSpace:  be.Uint64(b[12:20]),
+			TotalSpace: be.Uint64(b[20:28]),
+			Chunks:     be.Uint32(b[28:32]),
+		})
+	}
+	return out, nil
+}
+
+// Metaloggers lists the metaloggers connected to the master at addr.
+func Metaloggers(ctx context.Context, dial DialFunc, addr string) ([]MetaloggerInfo, error) {
+	b, err := request(ctx, dial, addr, cltomaMlogList, matoclMlogList)
+	if err != nil {
+		return nil, err
+	}
+	if len(b)%8 != 0 {
+		return nil, fmt.Errorf("master %s: metalogger list of %d bytes is not a multiple of 8: %w", addr, len(b), ErrBadReply)
+	}
+	be := binary.BigEndian
+	var out []MetaloggerInfo
+	for ; len(b) > 0; b = b[8:] {
+		v := be.Uint32(b[0:4])
+		var ip [4]byte
+		copy(ip[:], b[4:8])
+		out = append(out, MetaloggerInfo{
+			Addr:    netip.AddrFrom4(ip),
+			Version: version(v>>16&0xffff, v>>8&0xff, v&0xff),
+		})
+	}
+	return out, nil
+}
+
+// version formats a MooseFS version as sent on the wire, where the minor number is doubled
+// (configure.ac: VERSMIN = minor*2; an odd value marks a Pro build): 3.0.117 travels as 3.0.234.
+func version(major, mid, minor2 uint32) string {
+	return fmt.Sprintf("%d.%d.%d", major, mid, minor2/2)
+}
+
+// request sends one empty packet of type typ to addr and returns the payload of the first
+// answer of type want (skipping NOPs).
+func request(ctx context.Context, dial DialFunc, addr string, typ, want uint32) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	conn, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("master %s: %w", addr, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var hdr [8]byte
+	binary.BigEndian.PutUint32(hdr[0:4], typ)
+	if _, err := conn.Write(hdr[:]); err != nil {
+		return nil, fmt.Errorf("master %s: send packet %d: %w", addr, typ, errors.Join(err, ctx.Err()))
+	}
+	for {
+		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+			return nil, fmt.Errorf("master %s: read answer to packet %d: %w", addr, typ, errors.Join(err, ctx.Err()))
+		}
+		got, n := binary.BigEndian.Uint32(hdr[0:4]), binary.BigEndian.Uint32(hdr[4:8])
+		if n > maxPacket {
+			return nil, fmt.Errorf("master %s: answer to packet %d: length %d: %w", addr, typ, n, ErrBadReply)
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(conn, payload); err != nil {
+			return nil, fmt.Errorf("master %s: read answer to packet %d: %w", addr, typ, errors.Join(err, ctx.Err()))
+		}
+		switch got {
+		case 0: // NOP
+			continue
+		case want:
+			return payload, nil
+		default:
+			return nil, fmt.Errorf("master %s: answer to packet %d has type %d, want %d: %w", addr, typ, got, want, ErrBadReply)
+		}
+	}
+}
