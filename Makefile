@@ -4,7 +4,7 @@ BIN     := bin/mfsha
 DEB     := moosefs-master moosefs-metalogger moosefs-chunkserver moosefs-client moosefs-cli fuse3 iproute2 psmisc
 FUZZTIME ?= 20s
 
-.PHONY: all build deps test test-unit fuzz vet demo bench clean
+.PHONY: all build deps test fuzz vet demo demo-clean bench clean
 
 all: build
 
@@ -38,8 +38,13 @@ fuzz:
 bench: deps build
 	$(GO) run ./cmd/mfsha-bench -out BENCHMARKS.md
 
+# The lab (network namespaces .lab/demo), mfsha ship, and a point-in-time restore; under a minute.
 demo: deps build
-	$(GO) run ./cmd/mfsha-demo
+	$(GO) run ./cmd/mfsha-demo -mfsha $(BIN)
+
+# Removes what an interrupted `make demo` (or `-keep`) left: processes, mounts, namespaces, links.
+demo-clean:
+	$(GO) run ./cmd/mfsha-demo -clean-only
 
 clean:
 	rm -rf bin

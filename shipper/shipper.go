@@ -1,12 +1,14 @@
 package shipper
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -245,6 +247,9 @@ func (s *Shipper) session(ctx context.Context, wake <-chan struct{}) (err error)
 			}
 			timeline = l.Timeline
 		}
+		if id, ok := setMetaID(l.Raw); ok {
+			s.metaID.Store(id)
+		}
 		b.add(l)
 		s.newestRead.Store(l.Version)
 		s.m.NewestFileVersion.Set(float64(l.Version))
@@ -330,6 +335,17 @@ func (s *Shipper) Shipped() Position {
 
 // Totals are the changelog bytes acknowledged by the stream, before and after compression.
 func (s *Shipper) Totals() (raw, sent uint64) { return s.rawTotal.Load(), s.sentTotal.Load() }
+
+// setMetaID recognizes `V: TS|SETMETAID(id)`, the line that names a new file system.
+func setMetaID(line []byte) (uint64, bool) {
+	const op = "|SETMETAID("
+	i := bytes.Index(line, []byte(op))
+	if i < 0 || !bytes.HasSuffix(line, []byte(")")) {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(string(line[i+len(op):len(line)-1]), 10, 64)
+	return id, err == nil
+}
 
 // refreshMetaID reads the metaid from the newest snapshot file, if one is valid.
 func (s *Shipper) refreshMetaID() {
