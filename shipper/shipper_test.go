@@ -276,7 +276,7 @@ func TestDuplicatePublishIsDropped(t *testing.T) {
 
 func TestMetaIDFromSetMetaIDLine(t *testing.T) {
 	for line, want := range map[string]uint64{
-		"1: 1795591635|SETMETAID(7712007351827270746)": 7712007351827270746,
+		"1: 1795591635|SETMETAID(7712007351827270746)":          7712007351827270746,
 		"2: 1795591635|CREATE(1,SETMETAID(5),1,420,18,0,0,0):2": 0,
 		"3: 1795591635|SETMETAID(x)":                            0,
 	} {

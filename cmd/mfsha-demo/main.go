@@ -48,7 +48,7 @@ func main() {
 	say("demo finished in %v", time.Since(start).Round(100*time.Millisecond))
 }
 
-func say(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
+func say(format string, args ...any)  { fmt.Printf("\n==> "+format+"\n", args...) }
 func note(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) }
 
 func run(ctx context.Context, bin, dir string, keep bool) (err error) {
@@ -97,7 +97,10 @@ func run(ctx context.Context, bin, dir string, keep bool) (err error) {
 	err = l.Start(ctx, lab.ProcSpec{Host: ma, Role: "ship",
 		Argv: []string{bin, "ship", "--data", l.MasterDataDir(ma), "--state", filepath.Join(l.HostDir(ma), "mfsha"),
 			"--nats-listen", l.HostAddr(ma).String() + ":4222", "--metrics", metricsAddr, "--cluster", "demo"},
-		Ready: func(ctx context.Context) error { _, err := metric(ctx, l, metricsAddr, "mfsha_ship_last_version"); return err },
+		Ready: func(ctx context.Context) error {
+			_, err := metric(ctx, l, metricsAddr, "mfsha_ship_last_version")
+			return err
+		},
 	})
 	if err != nil {
 		return err
