@@ -24,7 +24,7 @@ deps:
 	$(GO) mod download
 
 vet:
-	@test -z "$$(gofmt -l cmd shipper restorer failover deploy internal)" || { gofmt -l cmd shipper restorer failover deploy internal; echo "gofmt needed" >&2; exit 1; }
+	@bad=$$(gofmt -l $$($(GO) list -f "{{.Dir}}" ./...)); test -z "$$bad" || { echo "gofmt needed: $$bad" >&2; exit 1; }
 	$(GO) vet ./...
 
 # Every test, the real-MooseFS ones included (they need root), then a short fuzz run.
