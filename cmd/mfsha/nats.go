@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/mfsha/mfsha/internal/config"
+	"github.com/mfsha/mfsha/internal/natsconn"
+)
+
+// natsCommand is `mfsha nats`: the JetStream server mfsha embeds, run alone, for the NATS
+// hosts of a three-node cluster kept apart from the master.
+type natsCommand struct {
+	embedded embeddedSettings
+	logs     logSettings
+	state    string
+}
+
+const natsUsage = `Usage: mfsha nats [--state DIR] [--nats-listen ADDR] [--nats-routes URLS] [flags]
+
+Runs the NATS JetStream server that mfsha embeds, on its own: one node of the NATS cluster
+that holds the changelog stream, the snapshots and the failover lease. Three such nodes, each
+with the routes of the other two, make a cluster that survives the loss of one; put them on
+hosts other than the master's, so that losing the master's host does not also stall NATS.`
+
+func (c *natsCommand) Run(ctx context.Context, args []string) error {
+	s := config.New("nats", natsUsage)
+	c.embedded.bind(s)
+	c.logs.bind(s)
+	s.String(&c.state, "state", "STATE_PATH", "/var/lib/mfsha", "state `directory`: the JetStream store is STATE_PATH/nats")
+	if err := parse(s, args); err != nil {
+		return err
+	}
+	log, err := c.logs.logger()
+	if err != nil {
+		return usageError{err}
+	}
+	if len(c.embedded.opts.Routes) > 0 && c.embedded.opts.ServerName == "" {
+		return usageError{errors.New("NATS_SERVER_NAME: required in a cluster (unique per node)")}
+	}
+	if c.embedded.opts.ServerName == "" {
+		c.embedded.opts.ServerName, _ = os.Hostname()
+	}
+	o := c.embedded.opts
+	o.StoreDir = filepath.Join(c.state, "nats")
+	srv, err := natsconn.StartEmbedded(o)
+	if err != nil {
+		return err
+	}
+	log.Info("NATS JetStream server running", "name", o.ServerName, "listen", o.Listen, "routes", o.Routes, "store", o.StoreDir)
+	<-ctx.Done()
+	log.Info("stopping NATS")
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	return nil
+}

@@ -1,0 +1,117 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Hosts of the lab's three-node NATS JetStream cluster, apart from the master's host.
+const (
+	HostNATS1 = "n1"
+	HostNATS2 = "n2"
+	HostNATS3 = "n3"
+)
+
+// Ports of a NATS node.
+const (
+	PortNATSClient = 4222
+	PortNATSRoute  = 6222
+)
+
+// RoleNATS is the role of an `mfsha nats` process.
+const RoleNATS Role = "nats"
+
+// NATSHosts are the hosts of the NATS cluster, to add to Config.Hosts.
+func NATSHosts() []HostSpec {
+	return []HostSpec{{Name: HostNATS1}, {Name: HostNATS2}, {Name: HostNATS3}}
+}
+
+// NATSURL is the client URL of the NATS node on host.
+func (l *Lab) NATSURL(host string) string {
+	return "nats://" + netip.AddrPortFrom(l.HostAddr(host), PortNATSClient).String()
+}
+
+// StartNATS runs `BIN nats` (mfsha's embedded JetStream server, alone) on each of hosts, routed
+// to one another as one cluster, and returns their client URLs. It returns once every node
+// accepts clients and the cluster has elected a JetStream meta leader.
+func (l *Lab) StartNATS(ctx context.Context, bin string, hosts ...string) ([]string, error) {
+	var urls []string
+	for _, h := range hosts {
+		if _, err := l.host(h); err != nil {
+			return nil, err
+		}
+		urls = append(urls, l.NATSURL(h))
+	}
+	for _, h := range hosts {
+		var routes []string
+		for _, o := range hosts {
+			if o != h {
+				routes = append(routes, "nats-route://"+netip.AddrPortFrom(l.HostAddr(o), PortNATSRoute).String())
+			}
+		}
+		self := l.HostAddr(h)
+		argv := []string{bin, "nats", "--state", filepath.Join(l.HostDir(h), "mfsha"), "--nats-server-name", h,
+			"--nats-listen", netip.AddrPortFrom(self, PortNATSClient).String()}
+		if len(routes) > 0 {
+			argv = append(argv, "--nats-cluster-name", l.cfg.Name, "--nats-cluster-listen", netip.AddrPortFrom(self, PortNATSRoute).String(),
+				"--nats-routes", strings.Join(routes, ","))
+		}
+		dial := l.Dialer(h)
+		addr := netip.AddrPortFrom(self, PortNATSClient).String()
+		err := l.Start(ctx, ProcSpec{Host: h, Role: RoleNATS, Argv: argv, Ready: func(ctx context.Context) error {
+			c, err := dial(ctx, "tcp", addr)
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		}})
+		if err != nil {
+			return nil, err
+		}
+	}
+	// JetStream answers once the nodes have found each other and elected a meta leader.
+	deadline, cancel := context.WithTimeout(ctx, l.cfg.StartTimeout)
+	defer cancel()
+	err := poll(deadline, func() bool {
+		nc, err := l.ConnectNATS(hosts[0], urls...)
+		if err != nil {
+			return false
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return false
+		}
+		actx, acancel := context.WithTimeout(deadline, time.Second)
+		defer acancel()
+		_, err = js.AccountInfo(actx)
+		return err == nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lab %s: NATS cluster on %v: no JetStream meta leader: %w (logs: %s)", l.cfg.Name, hosts, err, l.LogPath(hosts[0], RoleNATS))
+	}
+	return urls, nil
+}
+
+// ConnectNATS connects the calling process to NATS servers of the lab, its sockets opened
+// inside from's namespace (the lab's addresses are not routed to the caller's).
+func (l *Lab) ConnectNATS(from string, urls ...string) (*nats.Conn, error) {
+	return nats.Connect(strings.Join(urls, ","), nats.SetCustomDialer(natsDialer{l.Dialer(from)}),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Timeout(2*time.Second))
+}
+
+type natsDialer struct{ dial DialFunc }
+
+func (d natsDialer) Dial(network, address string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return d.dial(ctx, network, address)
+}
