@@ -1,0 +1,107 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+)
+
+// MakeMetadata writes DIR/metadata.mfs holding files f2..f(inodes+1) in the root directory,
+// made by the real mfsmaster in seconds even for a million inodes: a synthetic changelog (a
+// SETMETAID line, then one CREATE per file, all at unix time ts) replayed by `mfsmaster -a
+// restore`, which serves nothing and exits. It returns the metadata's version, inodes + 2.
+func MakeMetadata(ctx context.Context, dir string, metaID uint64, inodes int, ts int64) (uint64, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	work, err := os.MkdirTemp(dir, ".make-metadata-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(work)
+	data := filepath.Join(work, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(filepath.Join(data, "metadata.mfs"), []byte(newFileSystem), 0o644); err != nil {
+		return 0, err
+	}
+	f, err := os.Create(filepath.Join(data, "changelog.0.mfs"))
+	if err != nil {
+		return 0, err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	t := strconv.FormatInt(ts, 10)
+	fmt.Fprintf(w, "1: %s|SETMETAID(%d)\n", t, metaID)
+	var b []byte
+	for i := 2; i < inodes+2; i++ {
+		n := strconv.Itoa(i)
+		b = append(b[:0], n...)
+		b = append(b, ": "+t+"|CREATE(1,f"...)
+		b = append(b, n...)
+		b = append(b, ",1,420,18,0,0,0):"...)
+		b = append(b, n...)
+		b = append(b, '\n')
+		w.Write(b)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return 0, err
+	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	cfg := filepath.Join(work, "mfsmaster.cfg")
+	text := fmt.Sprintf("WORKING_USER = root\nWORKING_GROUP = root\nDATA_PATH = %s\nEXPORTS_FILENAME = %s\nLOCK_FILE = %s\n",
+		data, filepath.Join(work, "exports"), filepath.Join(data, ".lock"))
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(filepath.Join(work, "exports"), []byte("* / rw,alldirs,admin,maproot=0:0\n"), 0o644); err != nil {
+		return 0, err
+	}
+	master, err := lookBin("mfsmaster")
+	if err != nil {
+		return 0, err
+	}
+	if out, err := exec.CommandContext(ctx, master, "-c", cfg, "-a", "restore").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("make metadata: mfsmaster -a restore: %w\n%s", err, tail("mfsmaster", out))
+	}
+	made := filepath.Join(data, "metadata.mfs")
+	head := make([]byte, 24)
+	mf, err := os.Open(made)
+	if err != nil {
+		return 0, err
+	}
+	_, err = mf.ReadAt(head, 0)
+	mf.Close()
+	if err != nil {
+		return 0, fmt.Errorf("make metadata: %w", err)
+	}
+	version := binary.BigEndian.Uint64(head[8:16])
+	if want := uint64(inodes + 2); string(head[:8]) != "MFSM 2.0" || version != want {
+		return 0, fmt.Errorf("make metadata: mfsmaster made %q version %d, want version %d", head[:8], version, want)
+	}
+	if err := os.Rename(made, filepath.Join(dir, "metadata.mfs")); err != nil {
+		return 0, err
+	}
+	return version, nil
+}
+
+// SeedMaster puts a metadata file of inodes files into host's master DATA_PATH, replacing what
+// is there, so that StartMaster loads a big file system.
+func (l *Lab) SeedMaster(ctx context.Context, host string, metaID uint64, inodes int, ts int64) (uint64, error) {
+	if _, err := l.host(host); err != nil {
+		return 0, err
+	}
+	dir := l.MasterDataDir(host)
+	if err := os.RemoveAll(dir); err != nil {
+		return 0, err
+	}
+	return MakeMetadata(ctx, dir, metaID, inodes, ts)
+}
