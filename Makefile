@@ -1,7 +1,7 @@
 # mfsha: `make demo` and `make test` set up everything on a fresh Debian machine (as root).
 GO      ?= go
 BIN     := bin/mfsha
-DEB     := moosefs-master moosefs-metalogger moosefs-chunkserver moosefs-client moosefs-cli fuse3 iproute2 psmisc
+DEB     := moosefs-master moosefs-metalogger moosefs-chunkserver moosefs-client moosefs-cli fuse3 iproute2 psmisc keepalived util-linux
 FUZZTIME ?= 20s
 
 .PHONY: all build deps test fuzz vet demo demo-clean bench clean
@@ -19,7 +19,7 @@ deps:
 		[ "$$(id -u)" = 0 ] || { echo "need root to apt-get install$$missing" >&2; exit 1; }; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
 	fi
-	@for b in mfsmaster mfsmetalogger mfschunkserver mfsmount mfsmetadump; do \
+	@for b in mfsmaster mfsmetalogger mfschunkserver mfsmount mfsmetadump keepalived nsenter; do \
 		command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || { echo "missing $$b after install" >&2; exit 1; }; done
 	$(GO) mod download
 
