@@ -89,6 +89,22 @@ func parse(s *config.Set, args []string) error {
 	return nil
 }
 
+// setup parses args into s and returns the logger, checking the NATS settings: the first
+// steps of every command that talks to NATS.
+func setup(s *config.Set, args []string, logs *logSettings, n *natsSettings) (*slog.Logger, error) {
+	if err := parse(s, args); err != nil {
+		return nil, err
+	}
+	log, err := logs.logger()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if err := n.validate(); err != nil {
+		return nil, usageError{err}
+	}
+	return log, nil
+}
+
 // connection is an open NATS connection and, when mfsha runs it, the embedded server.
 type connection struct {
 	nc  *nats.Conn

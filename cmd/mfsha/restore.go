@@ -49,15 +49,9 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	s.Bool(&c.list, "list", "RESTORE_LIST", false, "show what can be restored and exit")
 	s.Bool(&c.dryRun, "dry-run", "RESTORE_DRY_RUN", false, "say which snapshot and lines would be used, change nothing")
 	s.Bool(&c.force, "force", "RESTORE_FORCE", false, "replace an existing DIR/metadata.mfs")
-	if err := parse(s, args); err != nil {
-		return err
-	}
-	log, err := c.logs.logger()
+	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {
-		return usageError{err}
-	}
-	if err := c.nats.validate(); err != nil {
-		return usageError{err}
+		return err
 	}
 	target, err := c.target()
 	if err != nil {

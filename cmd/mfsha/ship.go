@@ -54,15 +54,9 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "re-check the files this `often` even without a file event")
 	s.Duration(&c.cfg.Retention, "retention", "RETENTION", def.Retention, "keep snapshots, and the lines to roll them forward, this `long` (0: keep everything)")
 	s.Bool(&c.noSnapshots, "no-snapshots", "NO_SNAPSHOTS", false, "ship changelog lines only; upload no snapshot (retention then never purges)")
-	if err := parse(s, args); err != nil {
-		return err
-	}
-	log, err := c.logs.logger()
+	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {
-		return usageError{err}
-	}
-	if err := c.nats.validate(); err != nil {
-		return usageError{err}
+		return err
 	}
 	kind, err := shipper.ParseKind(c.kind)
 	if err != nil {

@@ -28,15 +28,9 @@ func (c *statusCommand) Run(ctx context.Context, args []string) error {
 	s := config.New("status", statusUsage)
 	c.nats.bind(s)
 	c.logs.bind(s)
-	if err := parse(s, args); err != nil {
-		return err
-	}
-	log, err := c.logs.logger()
+	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {
-		return usageError{err}
-	}
-	if err := c.nats.validate(); err != nil {
-		return usageError{err}
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
