@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -70,12 +71,19 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 		return Outcome{}, fmt.Errorf("restore: %w", err)
 	}
 	base := filepath.Join(data, "metadata.mfs")
-	if p.Snapshot != nil {
+	switch {
+	case p.BaseFile != "":
+		if err := linkOrCopy(p.BaseFile, base); err != nil {
+			return Outcome{}, err
+		}
+	case p.Snapshot != nil:
 		if _, err := store.DownloadFile(ctx, p.Snapshot.Name, base, o.Progress); err != nil {
 			return Outcome{}, err
 		}
-	} else if err := os.WriteFile(base, []byte(metafile.NewSignature), 0o644); err != nil {
-		return Outcome{}, fmt.Errorf("restore: %w", err)
+	default:
+		if err := os.WriteFile(base, []byte(metafile.NewSignature), 0o644); err != nil {
+			return Outcome{}, fmt.Errorf("restore: %w", err)
+		}
 	}
 
 	res, err := writeLines(ctx, js, o.Cluster, p, filepath.Join(data, "changelog.0.mfs"))
@@ -243,6 +251,28 @@ func install(src, out string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// linkOrCopy puts src at dst without copying when they share a file system: mfsmaster writes a
+// new file and never changes the one it read.
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("restore base: %w", err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return fmt.Errorf("restore base: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("restore base: copy %s: %w", src, err)
+	}
+	return out.Close()
 }
 
 func findMfsmaster() (string, error) {

@@ -44,6 +44,9 @@ type Plan struct {
 	// Snapshot to start from; nil means an empty file system (MooseFS's "MFSM NEW", version 1),
 	// possible only while the timeline's stream still starts at version 1.
 	Snapshot *snapshot.Snapshot
+	// BaseFile, when set instead of Snapshot, is a local metadata file of version From to start
+	// from (a standby's last materialized metadata).
+	BaseFile string
 	// Lines to apply: versions From..To of the timeline (From > To: none). For a time target,
 	// To is an upper bound found from batch headers; the apply step stops at the last line
 	// whose timestamp is at or before the target.

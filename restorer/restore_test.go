@@ -39,7 +39,7 @@ func history(from, to int) string {
 
 // shipped runs a real shipper over a master directory holding lines 1..3001 and a snapshot of
 // version 1002, and returns the stream and the snapshot store once both are in.
-func shipped(t *testing.T) (jetstream.JetStream, *snapshot.Store) {
+func shipped(t *testing.T) (jetstream.JetStream, *snapshot.Store, string) {
 	t.Helper()
 	mfstest.RequireMooseFS(t)
 	js := jstest.Start(t)
@@ -69,12 +69,12 @@ func shipped(t *testing.T) (jetstream.JetStream, *snapshot.Store) {
 	for time.Now().Before(deadline) {
 		_, err := store.Get(ctx, stream.SnapshotName(1, version))
 		if sh.Shipped().Next == 3002 && err == nil {
-			return js, store
+			return js, store, dir
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("not shipped: at %+v", sh.Shipped())
-	return nil, nil
+	return nil, nil, ""
 }
 
 func restore(t *testing.T, js jetstream.JetStream, store *snapshot.Store, target Target, out string, force bool) (Plan, Outcome, error) {
@@ -114,7 +114,7 @@ func files(t *testing.T, path string) map[string]bool {
 }
 
 func TestRestoreToVersionAndTime(t *testing.T) {
-	js, store := shipped(t)
+	js, store, _ := shipped(t)
 	for _, tc := range []struct {
 		target       Target
 		wantSnapshot bool
@@ -141,7 +141,7 @@ func TestRestoreToVersionAndTime(t *testing.T) {
 }
 
 func TestRestoreErrors(t *testing.T) {
-	js, store := shipped(t)
+	js, store, _ := shipped(t)
 	out := t.TempDir()
 	if _, _, err := restore(t, js, store, Target{Version: 99999}, out, false); !errors.Is(err, ErrAfterNewest) || !strings.Contains(err.Error(), "versions 1..3001") {
 		t.Fatalf("after the newest: %v", err)

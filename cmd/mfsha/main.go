@@ -33,6 +33,7 @@ var commands = []struct {
 	{"ship", "publish a master's (or metalogger's) changelog and snapshots to NATS JetStream", func() command { return &shipCommand{} }},
 	{"nats", "run one node of the NATS JetStream cluster that mfsha uses (the server it embeds)", func() command { return &natsCommand{} }},
 	{"restore", "rebuild metadata.mfs as of a time or version from snapshots and the changelog stream", func() command { return &restoreCommand{} }},
+	{"standby", "keep a metadata.mfs materialized from the stream, ready for a promotion", func() command { return &standbyCommand{} }},
 	{"status", "show the stream's range of versions, timelines and snapshots", func() command { return &statusCommand{} }},
 }
 

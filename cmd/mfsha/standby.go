@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mfsha/mfsha/internal/config"
+	"github.com/mfsha/mfsha/internal/snapshot"
+	"github.com/mfsha/mfsha/restorer"
+)
+
+// standbyCommand is `mfsha standby`.
+type standbyCommand struct {
+	nats    natsSettings
+	logs    logSettings
+	metrics string
+	cfg     restorer.StandbyConfig
+}
+
+const standbyUsage = `Usage: mfsha standby --data DIR [--nats URL] [--cluster NAME] [flags]
+
+Runs on a metalogger host and keeps DIR/metadata.mfs materialized from the cluster's stream:
+the newest snapshot once, then the changelog folded in by the real mfsmaster -a restore
+whenever FOLD_LINES lines wait or FOLD_EVERY has passed, so that a promotion has little left
+to replay. Every result's version is checked before it replaces the last good one. Its
+position survives restarts (DIR/standby.state); if it fell out of retention, or the stream
+moved to a new timeline, it resynchronizes from the newest snapshot and says so.`
+
+func (c *standbyCommand) Run(ctx context.Context, args []string) error {
+	s := config.New("standby", standbyUsage)
+	c.nats.bind(s)
+	c.logs.bind(s)
+	def := restorer.DefaultStandbyConfig()
+	s.String(&c.cfg.Dir, "data", "DATA_PATH", "/var/lib/mfsha/standby", "`directory` of the materialized metadata.mfs")
+	s.Int(&c.cfg.FoldLines, "fold-lines", "FOLD_LINES", def.FoldLines, "fold as soon as this many `lines` wait")
+	s.Duration(&c.cfg.FoldEvery, "fold-every", "FOLD_EVERY", def.FoldEvery, "fold waiting lines at least this `often`")
+	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "look at the stream this `often`")
+	s.String(&c.metrics, "metrics", "METRICS_LISTEN", ":9481", "Prometheus metrics `address`; empty disables")
+	log, err := setup(s, args, &c.logs, &c.nats)
+	if err != nil {
+		return err
+	}
+	c.cfg.Cluster = c.nats.cluster
+	if err := c.cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	reg := prometheus.NewRegistry()
+	m := restorer.NewStandbyMetrics(reg)
+	if err := serveMetrics(ctx, c.metrics, reg, log); err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	conn, err := connect(ctx, c.nats, nil, "", "mfsha standby "+host, log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	store, err := snapshot.Open(ctx, conn.js, c.nats.cluster, 1)
+	if err != nil {
+		return err
+	}
+	sb, err := restorer.NewStandby(c.cfg, conn.js, store, log, m)
+	if err != nil {
+		return usageError{err}
+	}
+	log.Info("standby", "data", c.cfg.Dir, "cluster", c.nats.cluster, "materialized", sb.Materialized())
+	return sb.Run(ctx)
+}

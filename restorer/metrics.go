@@ -1,0 +1,34 @@
+package restorer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// StandbyMetrics are the standby's Prometheus series.
+type StandbyMetrics struct {
+	Materialized prometheus.Gauge
+	Newest       prometheus.Gauge
+	Pending      prometheus.Gauge
+	LagSeconds   prometheus.Gauge
+	FoldSeconds  prometheus.Histogram
+	Errors       prometheus.Counter
+}
+
+// NewStandbyMetrics creates the series and registers them with reg (nil: not registered).
+func NewStandbyMetrics(reg prometheus.Registerer) *StandbyMetrics {
+	g := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "mfsha", Subsystem: "standby", Name: name, Help: help})
+	}
+	m := &StandbyMetrics{
+		Materialized: g("materialized_version", "Version of the materialized metadata (the next change id)."),
+		Newest:       g("stream_version", "Newest version shipped to the stream."),
+		Pending:      g("pending_lines", "Lines shipped but not yet folded into the materialized metadata."),
+		LagSeconds:   g("lag_seconds", "Age of the newest shipped line while lines are pending; 0 when caught up."),
+		FoldSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "mfsha", Subsystem: "standby", Name: "fold_seconds",
+			Help: "Duration of a fold (download or local base, lines, mfsmaster -a restore, install).", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
+		Errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "mfsha", Subsystem: "standby", Name: "errors_total",
+			Help: "Rounds that failed (NATS, gap, corrupt batch, mfsmaster); the last good metadata stays."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Materialized, m.Newest, m.Pending, m.LagSeconds, m.FoldSeconds, m.Errors)
+	}
+	return m
+}

@@ -1,0 +1,99 @@
+package restorer
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mfsha/mfsha/internal/metafile"
+)
+
+func TestStandbyMaterializesAndFollows(t *testing.T) {
+	js, store, dir := shipped(t) // lines 1..3001 and a snapshot of version 1002
+	sdir := t.TempDir()
+	cfg := DefaultStandbyConfig()
+	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 500, 2*time.Second, 50*time.Millisecond
+	run := func() (*Standby, func()) {
+		sb, err := NewStandby(cfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- sb.Run(ctx) }()
+		return sb, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	waitVersion := func(sb *Standby, v uint64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for sb.Materialized().Version != v {
+			if time.Now().After(deadline) {
+				t.Fatalf("materialized %+v, want version %d", sb.Materialized(), v)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		h, err := metafile.Check(filepath.Join(sdir, "metadata.mfs"))
+		if err != nil || h.Version != v {
+			t.Fatalf("DIR/metadata.mfs: %+v, %v; want version %d", h, err, v)
+		}
+	}
+	sb, stop := run()
+	waitVersion(sb, 3002) // the snapshot and every line after it
+
+	// Folding from the materialized file must not change it: mfsmaster writes a new file.
+	before := fileSum(t, filepath.Join(sdir, "metadata.mfs"))
+	link := filepath.Join(t.TempDir(), "base")
+	if err := os.Link(filepath.Join(sdir, "metadata.mfs"), link); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, filepath.Join(dir, "changelog.0.mfs"), history(3002, 4000))
+	waitVersion(sb, 4001)
+	if fileSum(t, link) != before {
+		t.Fatal("the fold changed its base file in place")
+	}
+	names := files(t, filepath.Join(sdir, "metadata.mfs"))
+	if !names["f4000"] || names["f4001"] {
+		t.Fatal("materialized metadata does not hold exactly f2..f4000")
+	}
+	stop()
+
+	// A restart resumes from the persisted position, not from a snapshot.
+	appendTo(t, filepath.Join(dir, "changelog.0.mfs"), history(4001, 4100))
+	sb, stop = run()
+	defer stop()
+	if got := sb.Materialized(); got.Version != 4001 || got.Timeline != 1 {
+		t.Fatalf("after restart: %+v, want the persisted version 4001", got)
+	}
+	waitVersion(sb, 4101) // 100 lines, fewer than FoldLines: folded once FoldEvery passes
+}
+
+func fileSum(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+func appendTo(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
