@@ -105,7 +105,8 @@ func (l *Lab) StartNATS(ctx context.Context, bin string, hosts ...string) ([]str
 // inside from's namespace (the lab's addresses are not routed to the caller's).
 func (l *Lab) ConnectNATS(from string, urls ...string) (*nats.Conn, error) {
 	return nats.Connect(strings.Join(urls, ","), nats.SetCustomDialer(natsDialer{l.Dialer(from)}),
-		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Timeout(2*time.Second))
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Timeout(2*time.Second),
+		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3)) // a dead host sends no RST
 }
 
 type natsDialer struct{ dial DialFunc }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,9 +43,11 @@ func TestShipToNATSClusterSurvivesLosingANode(t *testing.T) {
 		urls, err = l.StartNATS(ctx, bin, HostNATS1, HostNATS2, HostNATS3)
 		return err
 	})
+	// The shipper is given n1 alone, the node about to be powered off, so it is surely connected
+	// to the dead host: it must notice without an RST and move to the servers it learned of.
 	timed(t, "mfsha ship", func() error {
 		return l.Start(ctx, ProcSpec{Host: HostMasterA, Role: "ship", Argv: []string{bin, "ship", "--data", l.MasterDataDir(HostMasterA),
-			"--nats", strings.Join(urls, ","), "--replicas", "3", "--cluster", "lab", "--metrics", "", "--poll", "200ms"}})
+			"--nats", l.NATSURL(HostNATS1), "--replicas", "3", "--cluster", "lab", "--metrics", "", "--poll", "200ms"}})
 	})
 	nc, err := l.ConnectNATS(HostClient, urls...)
 	if err != nil {

@@ -51,6 +51,11 @@ func Connect(ctx context.Context, o Options, log *slog.Logger) (*nats.Conn, erro
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
 		nats.Timeout(5 * time.Second),
+		// A server whose host died sends no RST: without pings the client writes into a dead
+		// socket for minutes (nats.go pings every 2 minutes by default). Notice in about 6 s
+		// and move to another server of the cluster.
+		nats.PingInterval(2 * time.Second),
+		nats.MaxPingsOutstanding(3),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("NATS disconnected", "err", err)
