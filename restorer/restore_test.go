@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func shipped(t *testing.T) (jetstream.JetStream, *snapshot.Store, string) {
 	t.Helper()
 	mfstest.RequireMooseFS(t)
 	js := jstest.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
 	store, err := snapshot.Open(ctx, js, cluster, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -55,16 +56,9 @@ func shipped(t *testing.T) (jetstream.JetStream, *snapshot.Store, string) {
 	mt := time.Unix(1700000010, 0)
 	os.Chtimes(filepath.Join(dir, "metadata.mfs.back"), mt, mt)
 	os.WriteFile(filepath.Join(dir, "changelog.0.mfs"), []byte(history(1, 3001)), 0o644)
-	cfg := shipper.DefaultConfig()
-	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots, cfg.Retention = dir, shipper.KindMaster, cluster, store, 0
-	cfg.MaxBatchBytes, cfg.SnapshotPoll = 16<<10, 50*time.Millisecond
-	sh, err := shipper.New(cfg, js, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- sh.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	sh, _ := startShipper(t, js, store, dir, func(c *shipper.Config) {
+		c.Retention, c.MaxBatchBytes, c.SnapshotPoll = 0, 16<<10, 50*time.Millisecond
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		_, err := store.Get(ctx, stream.SnapshotName(1, version))
@@ -75,6 +69,35 @@ func shipped(t *testing.T) (jetstream.JetStream, *snapshot.Store, string) {
 	}
 	t.Fatalf("not shipped: at %+v", sh.Shipped())
 	return nil, nil, ""
+}
+
+// startShipper runs a real shipper over dir, publishing to js and store, until the test ends
+// or stop is called (stop may be called more than once).
+func startShipper(t *testing.T, js jetstream.JetStream, store *snapshot.Store, dir string, tune func(*shipper.Config)) (*shipper.Shipper, func()) {
+	t.Helper()
+	cfg := shipper.DefaultConfig()
+	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots, cfg.Poll = dir, shipper.KindMaster, cluster, store, 50*time.Millisecond
+	if tune != nil {
+		tune(&cfg)
+	}
+	sh, err := shipper.New(cfg, js, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("shipper: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return sh, stop
 }
 
 func restore(t *testing.T, js jetstream.JetStream, store *snapshot.Store, target Target, out string, force bool) (Plan, Outcome, error) {
