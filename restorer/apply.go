@@ -160,9 +160,9 @@ func writeLines(ctx context.Context, js jetstream.JetStream, cluster string, p P
 		}
 		if info.FirstVersion > next {
 			if info.BridgedFrom != 0 && info.BridgedFrom <= next {
-				return res, fmt.Errorf("restore: versions %d..%d are not in the changelog (MooseFS skipped them at a clean stop); restoring past them needs the snapshot of version %d, and none was chosen at or after it", info.BridgedFrom, info.FirstVersion-1, info.FirstVersion)
+				return res, fmt.Errorf("restore: %w: versions %d..%d are not in the changelog (MooseFS skipped them at a clean stop); restoring past them needs the snapshot of version %d, and none was chosen at or after it", ErrGap, info.BridgedFrom, info.FirstVersion-1, info.FirstVersion)
 			}
-			return res, fmt.Errorf("restore: the stream has a gap: version %d is missing before message %d (versions %d..%d)", next, m.Sequence, info.FirstVersion, info.LastVersion)
+			return res, fmt.Errorf("restore: %w: versions %d..%d are missing (stream message %d starts at %d)", ErrGap, next, info.FirstVersion-1, m.Sequence, info.FirstVersion)
 		}
 		for len(body) > 0 && next <= p.To {
 			i := bytes.IndexByte(body, '\n')
@@ -176,7 +176,7 @@ func writeLines(ctx context.Context, js jetstream.JetStream, cluster string, p P
 				continue
 			}
 			if v != next {
-				return res, fmt.Errorf("restore: stream message %d holds version %d where %d was expected", m.Sequence, v, next)
+				return res, fmt.Errorf("restore: %w: stream message %d holds version %d where %d was expected", ErrGap, m.Sequence, v, next)
 			}
 			if limit >= 0 && int64(ts) > limit {
 				return res, finish(w, path)

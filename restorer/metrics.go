@@ -10,6 +10,7 @@ type StandbyMetrics struct {
 	LagSeconds   prometheus.Gauge
 	FoldSeconds  prometheus.Histogram
 	Errors       prometheus.Counter
+	Gap          prometheus.Gauge
 }
 
 // NewStandbyMetrics creates the series and registers them with reg (nil: not registered).
@@ -24,11 +25,12 @@ func NewStandbyMetrics(reg prometheus.Registerer) *StandbyMetrics {
 		LagSeconds:   g("lag_seconds", "Age of the newest shipped line while lines are pending; 0 when caught up."),
 		FoldSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "mfsha", Subsystem: "standby", Name: "fold_seconds",
 			Help: "Duration of a fold (download or local base, lines, mfsmaster -a restore, install).", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
+		Gap: g("gap", "1 while folding is stopped at a version missing from the stream (the log names the range)."),
 		Errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "mfsha", Subsystem: "standby", Name: "errors_total",
 			Help: "Rounds that failed (NATS, gap, corrupt batch, mfsmaster); the last good metadata stays."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Materialized, m.Newest, m.Pending, m.LagSeconds, m.FoldSeconds, m.Errors)
+		reg.MustRegister(m.Materialized, m.Newest, m.Pending, m.LagSeconds, m.FoldSeconds, m.Errors, m.Gap)
 	}
 	return m
 }

@@ -19,6 +19,9 @@ var (
 	ErrAfterNewest     = errors.New("target is after the newest shipped change")
 	ErrNoTimeline      = errors.New("no such timeline")
 	ErrNothing         = errors.New("nothing to restore from")
+	// ErrGap: a version in the range to apply is in no batch of the stream. Nothing past it
+	// is ever produced.
+	ErrGap = errors.New("changelog gap in the stream")
 )
 
 // Target is what to restore to: after line Version, or after the last line whose timestamp is

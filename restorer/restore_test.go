@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mfsha/mfsha/internal/jstest"
@@ -186,5 +189,60 @@ func TestRestoreErrors(t *testing.T) {
 	ents, _ := os.ReadDir(out)
 	if len(ents) != 1 {
 		t.Fatalf("left behind in %s: %v", out, ents)
+	}
+}
+
+// publishRaw appends a batch of the given lines to timeline 1 as another writer would; sum 0
+// means the right checksum.
+func publishRaw(t *testing.T, js jetstream.JetStream, first, last int, sum uint32) uint64 {
+	t.Helper()
+	lines := []byte(history(first, last))
+	info := stream.BatchInfo{Timeline: 1, FirstVersion: uint64(first), LastVersion: uint64(last), Lines: last - first + 1,
+		FirstTime: 1700000030, LastTime: 1700000030, Sum: sum}
+	if sum == 0 {
+		info.Sum = crc32.Checksum(lines, crc32.MakeTable(crc32.Castagnoli))
+	}
+	enc, _ := zstd.NewWriter(nil)
+	ack, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: stream.Subject(cluster, 1), Header: info.Header(), Data: enc.EncodeAll(lines, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+// TestRestoreRefusesBadStream: a corrupted batch and a missing range each stop the restore
+// with an error naming the message or the versions, and leave the output untouched.
+func TestRestoreRefusesBadStream(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		publish func(t *testing.T, js jetstream.JetStream) string // returns what the error must say
+		is      error
+	}{
+		{"corrupt batch", func(t *testing.T, js jetstream.JetStream) string {
+			seq := publishRaw(t, js, 3002, 3005, 1)
+			return fmt.Sprintf("stream message %d (versions 3002..3005): checksum", seq)
+		}, nil},
+		{"missing range", func(t *testing.T, js jetstream.JetStream) string {
+			publishRaw(t, js, 3010, 3012, 0)
+			return "versions 3002..3009 are missing"
+		}, ErrGap},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			js, store, _ := shipped(t) // lines 1..3001 and a snapshot of version 1002
+			want := tc.publish(t, js)
+			out := t.TempDir()
+			os.WriteFile(filepath.Join(out, "metadata.mfs"), []byte("precious"), 0o644)
+			_, _, err := restore(t, js, store, Target{}, out, true)
+			if err == nil || !strings.Contains(err.Error(), want) || (tc.is != nil && !errors.Is(err, tc.is)) {
+				t.Fatalf("got %v, want an error saying %q", err, want)
+			}
+			if b, _ := os.ReadFile(filepath.Join(out, "metadata.mfs")); string(b) != "precious" {
+				t.Fatal("the output was changed")
+			}
+			ents, _ := os.ReadDir(out)
+			if len(ents) != 1 {
+				t.Fatalf("left behind: %v", ents)
+			}
+		})
 	}
 }

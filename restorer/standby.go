@@ -121,9 +121,15 @@ func (s *Standby) Run(ctx context.Context) error {
 		if folded {
 			lastFold = time.Now()
 		}
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err != nil && ctx.Err() == nil:
 			s.m.Errors.Inc()
+			if errors.Is(err, ErrGap) {
+				s.m.Gap.Set(1)
+			}
 			s.log.Error("standby round failed; keeping the last good metadata", "err", err, "materialized", s.Materialized())
+		case folded:
+			s.m.Gap.Set(0)
 		}
 		select {
 		case <-ctx.Done():
