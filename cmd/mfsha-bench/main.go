@@ -21,6 +21,7 @@ func main() {
 	lines := flag.Int("lines", 1000000, "changelog `lines` for the throughput run")
 	rate := flag.Int("rate", 50000, "steady `lines/s` for the latency run")
 	dur := flag.Duration("duration", 10*time.Second, "`length` of the latency run")
+	only := flag.String("only", "", "run only this `section`: ship, snapshot or restore")
 	child := flag.Int64("snapshot-child", 0, "internal: upload a synthetic snapshot of this many `bytes` and print peak RSS")
 	childDir := flag.String("snapshot-dir", "", "internal: directory for -snapshot-child")
 	flag.Parse()
@@ -33,13 +34,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *out, *lines, *rate, *dur); err != nil {
+	if err := run(ctx, *out, *only, *lines, *rate, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out string, lines, rate int, dur time.Duration) error {
+func run(ctx context.Context, out, only string, lines, rate int, dur time.Duration) error {
+	want := func(section string) bool { return only == "" || only == section }
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var report strings.Builder
 	fmt.Fprintf(&report, "# mfsha benchmarks\n\nWritten by `make bench` on %s (%s). Each figure is compared with a baseline measured in the same run on the same machine.\n\n",
@@ -51,19 +53,44 @@ func run(ctx context.Context, out string, lines, rate int, dur time.Duration) er
 	}
 	defer os.RemoveAll(dir)
 
+	if want("ship") {
+		if err := shipSection(ctx, &report, dir, lines, rate, dur, log); err != nil {
+			return err
+		}
+	}
+	if want("snapshot") {
+		if err := snapshotSection(ctx, &report, dir); err != nil {
+			return err
+		}
+	}
+	if want("restore") {
+		if err := restoreSection(ctx, &report, dir, 1000000, 1000000, log); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	fmt.Fprintf(&report, "\nThe workload: changelog lines shaped like a busy master's (CREATE, ACQUIRE, WRITE, LENGTH, UNLOCK, RELEASE, AMTIME, ATTR), see cmd/mfsha-bench/gen.go.\n")
+	if err := os.WriteFile(out, []byte(report.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s\n", out)
+	return nil
+}
+
+func shipSection(ctx context.Context, w *strings.Builder, dir string, lines, rate int, dur time.Duration, log *slog.Logger) error {
+
 	fmt.Printf("shipper throughput: %d lines, embedded JetStream with file storage...\n", lines)
 	tp, err := benchThroughput(ctx, dir+"/tp", lines, log)
 	if err != nil {
 		return fmt.Errorf("throughput: %w", err)
 	}
 	ratio := tp.rawBytes / tp.sentBytes
-	fmt.Fprintf(&report, "## Shipper (issue 2)\n\n")
-	fmt.Fprintf(&report, "| measure | mfsha | baseline | ratio | target |\n|---|---|---|---|---|\n")
-	fmt.Fprintf(&report, "| throughput, %d-line changelog to acknowledged | %.0f lines/s (%.2f s) | raw JetStream publish of the same %d precompressed batches: %.0f lines/s (%.2f s) | %.2f of the ceiling | >= 1,000,000 lines/s and >= 0.8 |\n",
+	fmt.Fprintf(w, "## Shipper (issue 2)\n\n")
+	fmt.Fprintf(w, "| measure | mfsha | baseline | ratio | target |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| throughput, %d-line changelog to acknowledged | %.0f lines/s (%.2f s) | raw JetStream publish of the same %d precompressed batches: %.0f lines/s (%.2f s) | %.2f of the ceiling | >= 1,000,000 lines/s and >= 0.8 |\n",
 		lines, tp.shipRate(), tp.shipSeconds, tp.batches, tp.ceilingRate(), tp.ceilingSeconds, tp.shipRate()/tp.ceilingRate())
-	fmt.Fprintf(&report, "| throughput against compress-and-publish of the same batches (no tailing, parsing or checks) | %.0f lines/s | %.0f lines/s (%.2f s) | %.2f | >= 0.8 |\n",
+	fmt.Fprintf(w, "| throughput against compress-and-publish of the same batches (no tailing, parsing or checks) | %.0f lines/s | %.0f lines/s (%.2f s) | %.2f | >= 0.8 |\n",
 		tp.shipRate(), tp.compressRate(), tp.compressSeconds, tp.shipRate()/tp.compressRate())
-	fmt.Fprintf(&report, "| compression (zstd, whole batches) | %.1f MB -> %.1f MB | uncompressed | %.1fx | >= 5x |\n",
+	fmt.Fprintf(w, "| compression (zstd, whole batches) | %.1f MB -> %.1f MB | uncompressed | %.1fx | >= 5x |\n",
 		tp.rawBytes/1e6, tp.sentBytes/1e6, ratio)
 	fmt.Printf("  %.0f lines/s; raw publish ceiling %.0f lines/s (%.2f); compress+publish %.0f lines/s (%.2f); compression %.1fx\n",
 		tp.shipRate(), tp.ceilingRate(), tp.shipRate()/tp.ceilingRate(), tp.compressRate(), tp.shipRate()/tp.compressRate(), ratio)
@@ -73,18 +100,10 @@ func run(ctx context.Context, out string, lines, rate int, dur time.Duration) er
 	if err != nil {
 		return fmt.Errorf("latency: %w", err)
 	}
-	fmt.Fprintf(&report, "| append to acknowledgement at a steady %d lines/s (%d lines) | p50 %v, p99 %v, max %v | - | - | p99 <= 20 ms |\n",
+	fmt.Fprintf(w, "| append to acknowledgement at a steady %d lines/s (%d lines) | p50 %v, p99 %v, max %v | - | - | p99 <= 20 ms |\n",
 		lat.rate, lat.samples, lat.p50.Round(10*time.Microsecond), lat.p99.Round(10*time.Microsecond), lat.max.Round(10*time.Microsecond))
 	fmt.Printf("  p50 %v p99 %v max %v\n", lat.p50, lat.p99, lat.max)
 
-	if err := snapshotSection(ctx, &report, dir); err != nil {
-		return err
-	}
-	fmt.Fprintf(&report, "\nThe workload: changelog lines shaped like a busy master's (CREATE, ACQUIRE, WRITE, LENGTH, UNLOCK, RELEASE, AMTIME, ATTR), see cmd/mfsha-bench/gen.go.\n")
-	if err := os.WriteFile(out, []byte(report.String()), 0o644); err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s\n", out)
 	return nil
 }
 
