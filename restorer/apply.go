@@ -86,7 +86,12 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 		}
 	}
 
-	res, err := writeLines(ctx, js, o.Cluster, p, filepath.Join(data, "changelog.0.mfs"))
+	var res Outcome
+	if p.LinesFile != "" {
+		res, err = copyLines(p.LinesFile, p.From, p.To, filepath.Join(data, "changelog.0.mfs"))
+	} else {
+		res, err = writeLines(ctx, js, o.Cluster, p, filepath.Join(data, "changelog.0.mfs"))
+	}
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -113,9 +118,25 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 }
 
 // writeLines writes lines From..To of the plan's timeline (for a time target: up to the last
-// line at or before it) to path, each checked: parseable, contiguous, from a batch whose
-// checksum matches.
+// line at or before it) to a new file at path; see streamLines.
 func writeLines(ctx context.Context, js jetstream.JetStream, cluster string, p Plan, path string) (Outcome, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("restore: %w", err)
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	res, err := streamLines(ctx, js, cluster, p, w)
+	if err != nil {
+		return res, err
+	}
+	return res, finish(w, path)
+}
+
+// streamLines writes lines From..To of the plan's timeline (for a time target: up to the last
+// line at or before it) to w, each checked: parseable, contiguous, from a batch whose
+// checksum matches. On an error, w has received whole lines only, up to the last good one.
+func streamLines(ctx context.Context, js jetstream.JetStream, cluster string, p Plan, w io.Writer) (Outcome, error) {
 	var res Outcome
 	if p.From > p.To {
 		return res, nil
@@ -129,12 +150,6 @@ func writeLines(ctx context.Context, js jetstream.JetStream, cluster string, p P
 	if err != nil {
 		return res, err
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return res, fmt.Errorf("restore: %w", err)
-	}
-	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
 	dec, err := stream.NewDecoder()
 	if err != nil {
 		return res, err
@@ -179,14 +194,55 @@ func writeLines(ctx context.Context, js jetstream.JetStream, cluster string, p P
 				return res, fmt.Errorf("restore: %w: stream message %d holds version %d where %d was expected", ErrGap, m.Sequence, v, next)
 			}
 			if limit >= 0 && int64(ts) > limit {
-				return res, finish(w, path)
+				return res, nil
 			}
-			w.Write(line)
-			w.WriteByte('\n')
+			if _, err := w.Write(line[:len(line)+1]); err != nil { // the line and its '\n'
+				return res, fmt.Errorf("restore: write: %w", err)
+			}
 			res.Lines++
 			res.LastLine, res.LastTime = v, int64(ts)
 			next++
 		}
+	}
+	return res, nil
+}
+
+// copyLines copies lines from..to of a local changelog file to path, checking that they are
+// whole, parseable and contiguous.
+func copyLines(src string, from, to uint64, path string) (Outcome, error) {
+	var res Outcome
+	in, err := os.Open(src)
+	if err != nil {
+		return res, fmt.Errorf("restore: %w", err)
+	}
+	defer in.Close()
+	out, err := os.Create(path)
+	if err != nil {
+		return res, fmt.Errorf("restore: %w", err)
+	}
+	defer out.Close()
+	w := bufio.NewWriterSize(out, 1<<20)
+	sc := changelog.NewScanner(in, src)
+	next := from
+	for next <= to && sc.Scan() {
+		v := sc.Line().Version
+		if v < next {
+			continue
+		}
+		if v != next {
+			return res, fmt.Errorf("restore: %w: %s line %d holds version %d where %d was expected", ErrGap, src, sc.LineNumber(), v, next)
+		}
+		w.Write(sc.Raw())
+		w.WriteByte('\n')
+		res.Lines++
+		res.LastLine, res.LastTime = v, int64(sc.Line().Time)
+		next++
+	}
+	if err := sc.Err(); err != nil {
+		return res, fmt.Errorf("restore: %w", err)
+	}
+	if next <= to {
+		return res, fmt.Errorf("restore: %w: %s ends before version %d (needed up to %d)", ErrGap, src, next, to)
 	}
 	return res, finish(w, path)
 }

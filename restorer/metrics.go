@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type StandbyMetrics struct {
 	Materialized prometheus.Gauge
 	Newest       prometheus.Gauge
+	Local        prometheus.Gauge
 	Pending      prometheus.Gauge
 	LagSeconds   prometheus.Gauge
 	FoldSeconds  prometheus.Histogram
@@ -21,6 +22,7 @@ func NewStandbyMetrics(reg prometheus.Registerer) *StandbyMetrics {
 	m := &StandbyMetrics{
 		Materialized: g("materialized_version", "Version of the materialized metadata (the next change id)."),
 		Newest:       g("stream_version", "Newest version shipped to the stream."),
+		Local:        g("local_version", "Newest version copied to the standby's disk (DIR/pending.mfs)."),
 		Pending:      g("pending_lines", "Lines shipped but not yet folded into the materialized metadata."),
 		LagSeconds:   g("lag_seconds", "Age of the newest shipped line while lines are pending; 0 when caught up."),
 		FoldSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "mfsha", Subsystem: "standby", Name: "fold_seconds",
@@ -30,7 +32,7 @@ func NewStandbyMetrics(reg prometheus.Registerer) *StandbyMetrics {
 			Help: "Rounds that failed (NATS, gap, corrupt batch, mfsmaster); the last good metadata stays."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Materialized, m.Newest, m.Pending, m.LagSeconds, m.FoldSeconds, m.Errors, m.Gap)
+		reg.MustRegister(m.Materialized, m.Newest, m.Local, m.Pending, m.LagSeconds, m.FoldSeconds, m.Errors, m.Gap)
 	}
 	return m
 }

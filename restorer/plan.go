@@ -50,6 +50,9 @@ type Plan struct {
 	// BaseFile, when set instead of Snapshot, is a local metadata file of version From to start
 	// from (a standby's last materialized metadata).
 	BaseFile string
+	// LinesFile, when set, holds the lines to apply (whole lines, contiguous, starting at or
+	// before From) instead of the stream: a standby's local copy.
+	LinesFile string
 	// Lines to apply: versions From..To of the timeline (From > To: none). For a time target,
 	// To is an upper bound found from batch headers; the apply step stops at the last line
 	// whose timestamp is at or before the target.

@@ -1,6 +1,7 @@
 package restorer
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,11 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mfsha/mfsha/internal/changelog"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
 )
@@ -27,9 +30,9 @@ type StandbyConfig struct {
 }
 
 // DefaultStandbyConfig: at most about 50,000 lines wait (0.15 s of replay at 1M inodes), and
-// an idle stream costs one small request a second.
+// an idle stream costs three small requests every Poll (250 ms: the local copy trails by about that).
 func DefaultStandbyConfig() StandbyConfig {
-	return StandbyConfig{FoldLines: 50000, FoldEvery: 30 * time.Second, Poll: time.Second}
+	return StandbyConfig{FoldLines: 50000, FoldEvery: 30 * time.Second, Poll: 250 * time.Millisecond}
 }
 
 // Validate checks the fields, naming the setting.
@@ -54,8 +57,8 @@ type Position struct {
 }
 
 // Standby keeps DIR/metadata.mfs materialized from the stream: the newest snapshot once, then
-// the changelog folded in by the real mfsmaster whenever enough lines wait, so that a
-// promotion has little left to replay. The last good metadata is replaced only by a checked,
+// the changelog, copied to DIR/pending.mfs as it is shipped and folded in by the real
+// mfsmaster whenever enough lines wait, so that a promotion has little left to replay. The last good metadata is replaced only by a checked,
 // newer one (see Apply). Create it with NewStandby; Run does the work.
 type Standby struct {
 	cfg   StandbyConfig
@@ -64,6 +67,11 @@ type Standby struct {
 	log   *slog.Logger
 	pos   atomic.Pointer[Position]
 	m     *StandbyMetrics
+
+	mu       sync.Mutex // guards local and pending.mfs
+	local    uint64     // next version to append to pending.mfs
+	newest   atomic.Pointer[stream.Timeline]
+	lastFold time.Time // owned by the folder
 }
 
 // NewStandby checks cfg, fills defaults and reads the persisted position, if any.
@@ -109,90 +117,227 @@ func (s *Standby) statePath() string { return filepath.Join(s.cfg.Dir, "standby.
 // Materialized is the position of DIR/metadata.mfs; zero before the first fold.
 func (s *Standby) Materialized() Position { return *s.pos.Load() }
 
-// Run keeps the metadata materialized until ctx ends (returning nil). Errors of one round
-// (NATS away, a gap, a corrupt batch) are logged and counted, and the last good metadata
-// stays; the next round tries again.
+// Run keeps the metadata materialized until ctx ends (returning nil). Two loops share the
+// work: the follower appends shipped lines to DIR/pending.mfs every Poll (so the standby's
+// local copy trails the stream by about Poll, whatever a fold costs), and the folder folds
+// them into DIR/metadata.mfs when FoldLines wait or FoldEvery has passed. Errors of one round
+// (NATS away, a gap, a corrupt batch) are logged and counted; the last good metadata stays
+// and the next round tries again.
 func (s *Standby) Run(ctx context.Context) error {
+	if err := s.loadPending(); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.loop(ctx, "follow", s.follow) }()
+	go func() { defer wg.Done(); s.loop(ctx, "fold", s.fold) }()
+	wg.Wait()
+	return nil
+}
+
+func (s *Standby) loop(ctx context.Context, what string, round func(context.Context) error) {
 	poll := time.NewTicker(s.cfg.Poll)
 	defer poll.Stop()
-	lastFold := time.Now()
 	for {
-		folded, err := s.round(ctx, time.Since(lastFold) >= s.cfg.FoldEvery)
-		if folded {
-			lastFold = time.Now()
-		}
+		err := round(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			s.m.Errors.Inc()
 			if errors.Is(err, ErrGap) {
 				s.m.Gap.Set(1)
 			}
-			s.log.Error("standby round failed; keeping the last good metadata", "err", err, "materialized", s.Materialized())
-		case folded:
+			s.log.Error("standby "+what+" failed; keeping the last good metadata", "err", err, "materialized", s.Materialized())
+		case err == nil:
 			s.m.Gap.Set(0)
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-poll.C:
 		}
 	}
 }
 
-// round looks at the stream and folds when there is reason to.
-func (s *Standby) round(ctx context.Context, due bool) (bool, error) {
-	tls, err := stream.Timelines(ctx, s.js, s.cfg.Cluster)
-	if err != nil {
-		return false, err
+func (s *Standby) pendingPath() string { return filepath.Join(s.cfg.Dir, "pending.mfs") }
+
+// loadPending finds how far DIR/pending.mfs goes: whole, contiguous lines from the
+// materialized version on. A torn last line (a crash while appending) is cut off; anything
+// else that does not fit is dropped, to be fetched again.
+func (s *Standby) loadPending() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pos := s.Materialized()
+	s.local = pos.Version
+	f, err := os.Open(s.pendingPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	if len(tls) == 0 {
-		return false, nil
+	if err != nil {
+		return fmt.Errorf("standby: %w", err)
+	}
+	defer f.Close()
+	sc := changelog.NewScanner(f, s.pendingPath())
+	var good int64
+	next := pos.Version
+	for sc.Scan() {
+		v := sc.Line().Version
+		if v < next {
+			good += int64(len(sc.Raw()) + 1)
+			continue
+		}
+		if v != next {
+			break
+		}
+		good += int64(len(sc.Raw()) + 1)
+		next++
+	}
+	s.local = next
+	return os.Truncate(s.pendingPath(), good)
+}
+
+// follow appends the lines the stream has beyond the local copy.
+func (s *Standby) follow(ctx context.Context) error {
+	tls, err := stream.Timelines(ctx, s.js, s.cfg.Cluster)
+	if err != nil || len(tls) == 0 {
+		return err
 	}
 	tl := tls[len(tls)-1]
-	pos := s.Materialized()
 	s.m.Newest.Set(float64(tl.LastVersion))
-	s.m.LagSeconds.Set(0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pos := s.Materialized()
+	s.newest.Store(&tl)
+	if pos.Version == 0 || pos.Timeline != tl.Timeline || pos.Version < tl.FirstVersion || s.local > tl.LastVersion {
+		return nil // the folder resynchronizes, or nothing new
+	}
+	f, err := os.OpenFile(s.pendingPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("standby: %w", err)
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	res, err := streamLines(ctx, s.js, s.cfg.Cluster, Plan{Timeline: tl, From: s.local, To: tl.LastVersion}, w)
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	if res.Lines > 0 {
+		if serr := f.Sync(); err == nil {
+			err = serr
+		}
+		if err == nil || errors.Is(err, ErrGap) {
+			s.local = res.LastLine + 1
+		}
+	}
+	s.m.Pending.Set(float64(s.local - pos.Version))
+	s.m.Local.Set(float64(s.local - 1))
+	if s.local > tl.LastVersion {
+		s.m.LagSeconds.Set(0)
+	} else {
+		s.m.LagSeconds.Set(float64(time.Now().Unix() - tl.LastTime))
+	}
+	return err
+}
+
+// Local is the newest version copied to the standby's disk.
+func (s *Standby) Local() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.local - 1
+}
+
+// fold folds the pending lines into the materialized metadata when there is reason to, or
+// resynchronizes from the newest snapshot when the position is no longer usable.
+func (s *Standby) fold(ctx context.Context) error {
+	tl := s.newest.Load()
+	if tl == nil {
+		return nil
+	}
+	pos := s.Materialized()
 	var plan Plan
 	switch {
 	case pos.Version == 0 || pos.Timeline != tl.Timeline || pos.Version < tl.FirstVersion:
 		if pos.Version != 0 {
 			s.log.Warn("resynchronizing from the newest snapshot", "materialized", pos, "timeline", tl.Timeline,
-				"retained_from", tl.FirstVersion, "why", resyncReason(pos, tl))
+				"retained_from", tl.FirstVersion, "why", resyncReason(pos, *tl))
+		}
+		tls, err := stream.Timelines(ctx, s.js, s.cfg.Cluster)
+		if err != nil {
+			return err
 		}
 		snaps, err := s.store.List(ctx)
 		if err != nil {
-			return false, err
+			return err
 		}
 		if plan, err = CalcPlan(tls, snaps, tl.Timeline, Target{}); err != nil {
-			return false, err
+			return err
 		}
 	default:
-		waiting := int64(tl.LastVersion) - int64(pos.Version) + 1
-		s.m.Pending.Set(float64(max(waiting, 0)))
-		if waiting > 0 {
-			s.m.LagSeconds.Set(float64(time.Now().Unix() - tl.LastTime))
+		s.mu.Lock()
+		local := s.local
+		s.mu.Unlock()
+		waiting := int64(local) - int64(pos.Version)
+		if waiting <= 0 || (waiting < int64(s.cfg.FoldLines) && time.Since(s.lastFold) < s.cfg.FoldEvery) {
+			return nil
 		}
-		if waiting <= 0 || (waiting < int64(s.cfg.FoldLines) && !due) {
-			return false, nil
-		}
-		plan = Plan{Timeline: tl, BaseFile: filepath.Join(s.cfg.Dir, "metadata.mfs"), From: pos.Version, To: tl.LastVersion}
+		plan = Plan{Timeline: *tl, BaseFile: filepath.Join(s.cfg.Dir, "metadata.mfs"), LinesFile: s.pendingPath(), From: pos.Version, To: local - 1}
 	}
 	start := time.Now()
 	out, err := Apply(ctx, s.js, s.store, plan, Options{Cluster: s.cfg.Cluster, OutDir: s.cfg.Dir, Force: true, Log: s.log})
 	if err != nil {
-		return false, err
+		return err
 	}
-	next := Position{Timeline: tl.Timeline, Version: out.Version}
+	next := Position{Timeline: plan.Timeline.Timeline, Version: out.Version}
 	if err := writeState(s.statePath(), next); err != nil {
-		return false, err
+		return err
 	}
+	s.mu.Lock()
 	s.pos.Store(&next)
+	err = s.compact(plan.LinesFile == "")
+	s.mu.Unlock()
+	s.lastFold = time.Now()
 	took := time.Since(start)
 	s.m.Materialized.Set(float64(next.Version))
-	s.m.Pending.Set(float64(tl.LastVersion + 1 - next.Version))
 	s.m.FoldSeconds.Observe(took.Seconds())
 	s.log.Info("materialized", "timeline", next.Timeline, "version", next.Version, "lines", out.Lines, "took", took.Round(time.Millisecond))
-	return true, nil
+	return err
+}
+
+// compact drops from pending.mfs the lines now in the materialized metadata (all of them
+// after a resynchronization), atomically. Called with mu held.
+func (s *Standby) compact(reset bool) error {
+	pos := s.Materialized()
+	tmp := s.pendingPath() + ".tmp"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("standby: %w", err)
+	}
+	defer os.Remove(tmp)
+	w := bufio.NewWriterSize(out, 1<<20)
+	if in, err := os.Open(s.pendingPath()); err == nil && !reset {
+		sc := changelog.NewScanner(in, s.pendingPath())
+		for sc.Scan() {
+			if sc.Line().Version >= pos.Version {
+				w.Write(sc.Raw())
+				w.WriteByte('\n')
+			}
+		}
+		in.Close()
+	}
+	if reset || s.local < pos.Version {
+		s.local = pos.Version
+	}
+	if err := w.Flush(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, s.pendingPath())
 }
 
 func resyncReason(pos Position, tl stream.Timeline) string {

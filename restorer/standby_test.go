@@ -74,6 +74,13 @@ func TestStandbyMaterializesAndFollows(t *testing.T) {
 	if got := sb.Materialized(); got.Version != 4001 || got.Timeline != 1 {
 		t.Fatalf("after restart: %+v, want the persisted version 4001", got)
 	}
+	deadline := time.Now().Add(20 * time.Second)
+	for sb.Local() != 4100 { // copied to the standby's disk at once, folded later
+		if time.Now().After(deadline) {
+			t.Fatalf("local copy at %d, want 4100", sb.Local())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	waitVersion(sb, 4101) // 100 lines, fewer than FoldLines: folded once FoldEvery passes
 }
 
