@@ -21,7 +21,7 @@ func main() {
 	lines := flag.Int("lines", 1000000, "changelog `lines` for the throughput run")
 	rate := flag.Int("rate", 50000, "steady `lines/s` for the latency run")
 	dur := flag.Duration("duration", 10*time.Second, "`length` of the latency run")
-	only := flag.String("only", "", "run only this `section`: ship, snapshot or restore")
+	only := flag.String("only", "", "run only this `section`: ship, snapshot, standby or restore")
 	child := flag.Int64("snapshot-child", 0, "internal: upload a synthetic snapshot of this many `bytes` and print peak RSS")
 	childDir := flag.String("snapshot-dir", "", "internal: directory for -snapshot-child")
 	flag.Parse()
@@ -61,6 +61,11 @@ func run(ctx context.Context, out, only string, lines, rate int, dur time.Durati
 	if want("snapshot") {
 		if err := snapshotSection(ctx, &report, dir); err != nil {
 			return err
+		}
+	}
+	if want("standby") {
+		if err := standbySection(ctx, &report, dir, rate, 20*time.Second, log); err != nil {
+			return fmt.Errorf("standby: %w", err)
 		}
 	}
 	if want("restore") {
