@@ -3,6 +3,8 @@ package restorer
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,7 +35,8 @@ func dump(t *testing.T, path string) []string {
 
 // TestRestoredEqualsMastersOwn: a real master, a real mount doing creates, renames, links,
 // chmod and deletes, a clean stop that saves the master's own metadata of version V; the
-// metadata restored from the stream to the state after line V-1 is the same, per mfsmetadump.
+// metadata restored from the stream to the state after line V-1, and the metadata a standby
+// materialized, are the same, per mfsmetadump.
 func TestRestoredEqualsMastersOwn(t *testing.T) {
 	mfstest.RequireMooseFS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -96,6 +99,29 @@ func TestRestoredEqualsMastersOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The standby's materialized metadata too.
+	sdir := t.TempDir()
+	scfg := DefaultStandbyConfig()
+	scfg.Cluster, scfg.Dir, scfg.FoldLines, scfg.Poll = cluster, sdir, 1, 50*time.Millisecond
+	sb, err := NewStandby(scfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbctx, sbcancel := context.WithCancel(ctx)
+	sbdone := make(chan error, 1)
+	go func() { sbdone <- sb.Run(sbctx) }()
+	for deadline := time.Now().Add(30 * time.Second); sb.Materialized().Version != h.Version; {
+		if time.Now().After(deadline) {
+			t.Fatalf("standby materialized %+v, want version %d", sb.Materialized(), h.Version)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sbcancel()
+	<-sbdone
+	if got := dump(t, filepath.Join(sdir, "metadata.mfs")); strings.Join(got, "\n") != strings.Join(dump(t, own), "\n") {
+		t.Errorf("the standby's materialized metadata differs from the master's own at version %d", h.Version)
+	}
+
 	a, b := dump(t, own), dump(t, filepath.Join(out, "metadata.mfs"))
 	if o.Version != h.Version || len(a) < 50 {
 		t.Fatalf("restored version %d, want %d; mfsmetadump gave %d lines", o.Version, h.Version, len(a))
