@@ -39,6 +39,7 @@ type Outcome struct {
 	Version  uint64 // the restored metadata's version (the next change id)
 	LastLine uint64 // the last changelog line applied; 0 if none
 	LastTime int64  // its timestamp
+	LastHash uint64 // its stream.LineHash
 	Lines    int    // lines applied on top of the snapshot
 }
 
@@ -201,6 +202,7 @@ func streamLines(ctx context.Context, js jetstream.JetStream, cluster string, p 
 			}
 			res.Lines++
 			res.LastLine, res.LastTime = v, int64(ts)
+			res.LastHash = stream.LineHash(line)
 			next++
 		}
 	}
@@ -236,6 +238,7 @@ func copyLines(src string, from, to uint64, path string) (Outcome, error) {
 		w.WriteByte('\n')
 		res.Lines++
 		res.LastLine, res.LastTime = v, int64(sc.Line().Time)
+		res.LastHash = stream.LineHash(sc.Raw())
 		next++
 	}
 	if err := sc.Err(); err != nil {

@@ -4,14 +4,15 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // StandbyMetrics are the standby's Prometheus series.
 type StandbyMetrics struct {
-	Materialized prometheus.Gauge
-	Newest       prometheus.Gauge
-	Local        prometheus.Gauge
-	Pending      prometheus.Gauge
-	LagSeconds   prometheus.Gauge
-	FoldSeconds  prometheus.Histogram
-	Errors       prometheus.Counter
-	Gap          prometheus.Gauge
+	Materialized    prometheus.Gauge
+	Newest          prometheus.Gauge
+	Local           prometheus.Gauge
+	Pending         prometheus.Gauge
+	LagSeconds      prometheus.Gauge
+	FoldSeconds     prometheus.Histogram
+	Errors          prometheus.Counter
+	Gap             prometheus.Gauge
+	MetaloggerLines prometheus.Counter
 }
 
 // NewStandbyMetrics creates the series and registers them with reg (nil: not registered).
@@ -27,12 +28,14 @@ func NewStandbyMetrics(reg prometheus.Registerer) *StandbyMetrics {
 		LagSeconds:   g("lag_seconds", "Age of the newest shipped line while lines are pending; 0 when caught up."),
 		FoldSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "mfsha", Subsystem: "standby", Name: "fold_seconds",
 			Help: "Duration of a fold (download or local base, lines, mfsmaster -a restore, install).", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
+		MetaloggerLines: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "mfsha", Subsystem: "standby", Name: "metalogger_lines_total",
+			Help: "Lines taken from the local metalogger because the stream did not have them yet."}),
 		Gap: g("gap", "1 while folding is stopped at a version missing from the stream (the log names the range)."),
 		Errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "mfsha", Subsystem: "standby", Name: "errors_total",
 			Help: "Rounds that failed (NATS, gap, corrupt batch, mfsmaster); the last good metadata stays."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Materialized, m.Newest, m.Local, m.Pending, m.LagSeconds, m.FoldSeconds, m.Errors, m.Gap)
+		reg.MustRegister(m.Materialized, m.Newest, m.Local, m.Pending, m.LagSeconds, m.FoldSeconds, m.Errors, m.Gap, m.MetaloggerLines)
 	}
 	return m
 }

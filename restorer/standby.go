@@ -27,6 +27,9 @@ type StandbyConfig struct {
 	FoldLines int           // fold as soon as this many lines are waiting
 	FoldEvery time.Duration // fold waiting lines at least this often
 	Poll      time.Duration // look at the stream this often
+	// MetaloggerDir, when set, is a local mfsmetalogger's DATA_PATH: its lines beyond the
+	// stream's are merged in (the better of the two paths).
+	MetaloggerDir string
 }
 
 // DefaultStandbyConfig: at most about 50,000 lines wait (0.15 s of replay at 1M inodes), and
@@ -68,10 +71,12 @@ type Standby struct {
 	pos   atomic.Pointer[Position]
 	m     *StandbyMetrics
 
-	mu       sync.Mutex // guards local and pending.mfs
-	local    uint64     // next version to append to pending.mfs
-	newest   atomic.Pointer[stream.Timeline]
-	lastFold time.Time // owned by the folder
+	mu        sync.Mutex // guards local and pending.mfs
+	local     uint64     // next version to append to pending.mfs
+	localHash uint64     // stream.LineHash of line local-1, when known
+	ml        *metaloggerSource
+	newest    atomic.Pointer[stream.Timeline]
+	lastFold  time.Time // owned by the folder
 }
 
 // NewStandby checks cfg, fills defaults and reads the persisted position, if any.
@@ -93,6 +98,9 @@ func NewStandby(cfg StandbyConfig, js jetstream.JetStream, store *snapshot.Store
 		m = NewStandbyMetrics(nil)
 	}
 	s := &Standby{cfg: cfg, js: js, store: store, log: log, m: m}
+	if cfg.MetaloggerDir != "" {
+		s.ml = &metaloggerSource{dir: cfg.MetaloggerDir}
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("standby: %w", err)
 	}
@@ -189,26 +197,29 @@ func (s *Standby) loadPending() error {
 			break
 		}
 		good += int64(len(sc.Raw()) + 1)
+		s.localHash = stream.LineHash(sc.Raw())
 		next++
 	}
 	s.local = next
 	return os.Truncate(s.pendingPath(), good)
 }
 
-// follow appends the lines the stream has beyond the local copy.
+// follow appends to the local copy the lines the stream has beyond it, then those the local
+// metalogger has beyond that (when one is configured): the better of the two paths. With NATS
+// unreachable the metalogger alone keeps the copy current.
 func (s *Standby) follow(ctx context.Context) error {
-	tls, err := stream.Timelines(ctx, s.js, s.cfg.Cluster)
-	if err != nil || len(tls) == 0 {
-		return err
+	tls, serr := stream.Timelines(ctx, s.js, s.cfg.Cluster)
+	var tl *stream.Timeline
+	if serr == nil && len(tls) > 0 {
+		tl = &tls[len(tls)-1]
+		s.m.Newest.Set(float64(tl.LastVersion))
+		s.newest.Store(tl)
 	}
-	tl := tls[len(tls)-1]
-	s.m.Newest.Set(float64(tl.LastVersion))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pos := s.Materialized()
-	s.newest.Store(&tl)
-	if pos.Version == 0 || pos.Timeline != tl.Timeline || pos.Version < tl.FirstVersion || s.local > tl.LastVersion {
-		return nil // the folder resynchronizes, or nothing new
+	if pos.Version == 0 || (tl != nil && (pos.Timeline != tl.Timeline || pos.Version < tl.FirstVersion)) {
+		return serr // the folder resynchronizes first
 	}
 	f, err := os.OpenFile(s.pendingPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -216,26 +227,42 @@ func (s *Standby) follow(ctx context.Context) error {
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
-	res, err := streamLines(ctx, s.js, s.cfg.Cluster, Plan{Timeline: tl, From: s.local, To: tl.LastVersion}, w)
-	if ferr := w.Flush(); err == nil {
-		err = ferr
-	}
-	if res.Lines > 0 {
-		if serr := f.Sync(); err == nil {
-			err = serr
+	appended := 0
+	if tl != nil && s.local <= tl.LastVersion {
+		var res Outcome
+		res, serr = streamLines(ctx, s.js, s.cfg.Cluster, Plan{Timeline: *tl, From: s.local, To: tl.LastVersion}, w)
+		if res.Lines > 0 {
+			s.local, s.localHash = res.LastLine+1, res.LastHash
+			appended += res.Lines
 		}
-		if err == nil || errors.Is(err, ErrGap) {
-			s.local = res.LastLine + 1
+	}
+	if s.ml != nil && s.localHash != 0 {
+		n, last, hash, err := s.ml.merge(s.local, s.localHash, w)
+		if err != nil {
+			s.log.Warn("metalogger not merged", "err", err)
+		}
+		if n > 0 {
+			s.local, s.localHash = last+1, hash
+			appended += n
+			s.m.MetaloggerLines.Add(float64(n))
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("standby: write %s: %w", s.pendingPath(), err)
+	}
+	if appended > 0 {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("standby: sync %s: %w", s.pendingPath(), err)
 		}
 	}
 	s.m.Pending.Set(float64(s.local - pos.Version))
 	s.m.Local.Set(float64(s.local - 1))
-	if s.local > tl.LastVersion {
+	if tl == nil || s.local > tl.LastVersion {
 		s.m.LagSeconds.Set(0)
 	} else {
 		s.m.LagSeconds.Set(float64(time.Now().Unix() - tl.LastTime))
 	}
-	return err
+	return serr
 }
 
 // Local is the newest version copied to the standby's disk.
@@ -293,6 +320,9 @@ func (s *Standby) fold(ctx context.Context) error {
 	s.mu.Lock()
 	s.pos.Store(&next)
 	err = s.compact(plan.LinesFile == "")
+	if s.local == next.Version && out.Lines > 0 {
+		s.localHash = out.LastHash // what the metalogger's lines must continue
+	}
 	s.mu.Unlock()
 	s.lastFold = time.Now()
 	took := time.Since(start)
@@ -324,7 +354,7 @@ func (s *Standby) compact(reset bool) error {
 		in.Close()
 	}
 	if reset || s.local < pos.Version {
-		s.local = pos.Version
+		s.local, s.localHash = pos.Version, 0
 	}
 	if err := w.Flush(); err != nil {
 		out.Close()

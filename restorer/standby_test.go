@@ -67,21 +67,31 @@ func TestStandbyMaterializesAndFollows(t *testing.T) {
 	}
 	stop()
 
-	// A restart resumes from the persisted position, not from a snapshot.
+	// A restart resumes from the persisted position, not from a snapshot. This time a local
+	// metalogger has lines the stream does not have yet (4101..4200).
 	appendTo(t, filepath.Join(dir, "changelog.0.mfs"), history(4001, 4100))
+	ml := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ml, "changelog_ml.0.mfs"), []byte(history(3900, 4200)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MetaloggerDir = ml
 	sb, stop = run()
 	defer stop()
 	if got := sb.Materialized(); got.Version != 4001 || got.Timeline != 1 {
 		t.Fatalf("after restart: %+v, want the persisted version 4001", got)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for sb.Local() != 4100 { // copied to the standby's disk at once, folded later
+	for sb.Local() != 4200 { // the stream's lines, then the metalogger's, copied at once
 		if time.Now().After(deadline) {
-			t.Fatalf("local copy at %d, want 4100", sb.Local())
+			t.Fatalf("local copy at %d, want 4200 (4100 from the stream, the rest from the metalogger)", sb.Local())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	waitVersion(sb, 4101) // 100 lines, fewer than FoldLines: folded once FoldEvery passes
+	waitVersion(sb, 4201) // 200 lines, fewer than FoldLines: folded once FoldEvery passes
+	names = files(t, filepath.Join(sdir, "metadata.mfs"))
+	if !names["f4200"] || names["f4201"] {
+		t.Fatal("materialized metadata does not hold exactly f2..f4200")
+	}
 }
 
 func fileSum(t *testing.T, path string) [32]byte {

@@ -24,7 +24,9 @@ const standbyUsage = `Usage: mfsha standby --data DIR [--nats URL] [--cluster NA
 Runs on a metalogger host and keeps DIR/metadata.mfs materialized from the cluster's stream:
 the newest snapshot once, then the changelog folded in by the real mfsmaster -a restore
 whenever FOLD_LINES lines wait or FOLD_EVERY has passed, so that a promotion has little left
-to replay. Every result's version is checked before it replaces the last good one. Its
+to replay. With --metalogger, the lines a local mfsmetalogger has beyond the stream's are
+merged in, so the standby is as current as the better of the two paths (and stays current
+while NATS is unreachable). Every result's version is checked before it replaces the last good one. Its
 position survives restarts (DIR/standby.state); if it fell out of retention, or the stream
 moved to a new timeline, it resynchronizes from the newest snapshot and says so.`
 
@@ -37,6 +39,7 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	s.Int(&c.cfg.FoldLines, "fold-lines", "FOLD_LINES", def.FoldLines, "fold as soon as this many `lines` wait")
 	s.Duration(&c.cfg.FoldEvery, "fold-every", "FOLD_EVERY", def.FoldEvery, "fold waiting lines at least this `often`")
 	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "look at the stream this `often`")
+	s.String(&c.cfg.MetaloggerDir, "metalogger", "METALOGGER_PATH", "", "a local mfsmetalogger's DATA_PATH (`directory`): its lines beyond the stream's are merged in")
 	s.String(&c.metrics, "metrics", "METRICS_LISTEN", ":9481", "Prometheus metrics `address`; empty disables")
 	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {

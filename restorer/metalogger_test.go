@@ -1,0 +1,49 @@
+package restorer
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+func TestMetaloggerMerge(t *testing.T) {
+	dir := t.TempDir()
+	live := filepath.Join(dir, "changelog_ml.0.mfs")
+	hashOf := func(v int) uint64 { return stream.LineHash([]byte(strings.TrimSuffix(history(v, v), "\n"))) }
+	m := &metaloggerSource{dir: dir}
+	var out bytes.Buffer
+
+	// Another history: line 10 differs from ours, so nothing is merged.
+	os.WriteFile(live, []byte(history(5, 9)+"10: 1800000000|CREATE(1,other,1,420,18,0,0,0):10\n"+history(11, 12)), 0o644)
+	if n, _, _, err := m.merge(11, hashOf(10), &out); err != nil || n != 0 {
+		t.Fatalf("another history: merged %d lines (%v), want none", n, err)
+	}
+
+	// Our history, with a partial last line: the whole lines after ours, not the partial one.
+	m = &metaloggerSource{dir: dir}
+	out.Reset()
+	os.WriteFile(live, []byte(history(5, 14)+"15: 1700000000|CRE"), 0o644)
+	n, last, hash, err := m.merge(11, hashOf(10), &out)
+	if err != nil || n != 4 || last != 14 || hash != hashOf(14) || out.String() != history(11, 14) {
+		t.Fatalf("got %d lines up to %d (%v): %q", n, last, err, out.String())
+	}
+	f, _ := os.OpenFile(live, os.O_APPEND|os.O_WRONLY, 0o644)
+	f.WriteString(strings.TrimPrefix(history(15, 16), "15: 1700000000|CRE"))
+	f.Close()
+	out.Reset()
+	if n, last, _, err := m.merge(15, hashOf(14), &out); err != nil || n != 2 || last != 16 || out.String() != history(15, 16) {
+		t.Fatalf("after the rest of line 15: %d lines up to %d (%v): %q", n, last, err, out.String())
+	}
+
+	// The hourly rotation: a new live file is read from its start.
+	os.Rename(live, filepath.Join(dir, "changelog_ml.1.mfs"))
+	os.WriteFile(live, []byte(history(16, 18)), 0o644)
+	out.Reset()
+	if n, last, _, err := m.merge(17, hashOf(16), &out); err != nil || n != 2 || last != 18 {
+		t.Fatalf("after rotation: %d lines up to %d (%v)", n, last, err)
+	}
+}
