@@ -72,26 +72,31 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 		return Outcome{}, fmt.Errorf("restore: %w", err)
 	}
 	base := filepath.Join(data, "metadata.mfs")
-	switch {
-	case p.BaseFile != "":
-		if err := linkOrCopy(p.BaseFile, base); err != nil {
-			return Outcome{}, err
+	// The base and the lines are independent: fetch them at the same time.
+	baseErr := make(chan error, 1)
+	go func() {
+		switch {
+		case p.BaseFile != "":
+			baseErr <- linkOrCopy(p.BaseFile, base)
+		case p.Snapshot != nil:
+			_, err := store.DownloadFile(ctx, p.Snapshot.Name, base, o.Progress)
+			baseErr <- err
+		default:
+			if err := os.WriteFile(base, []byte(metafile.NewSignature), 0o644); err != nil {
+				baseErr <- fmt.Errorf("restore: %w", err)
+				return
+			}
+			baseErr <- nil
 		}
-	case p.Snapshot != nil:
-		if _, err := store.DownloadFile(ctx, p.Snapshot.Name, base, o.Progress); err != nil {
-			return Outcome{}, err
-		}
-	default:
-		if err := os.WriteFile(base, []byte(metafile.NewSignature), 0o644); err != nil {
-			return Outcome{}, fmt.Errorf("restore: %w", err)
-		}
-	}
-
+	}()
 	var res Outcome
 	if p.LinesFile != "" {
 		res, err = copyLines(p.LinesFile, p.From, p.To, filepath.Join(data, "changelog.0.mfs"))
 	} else {
 		res, err = writeLines(ctx, js, o.Cluster, p, filepath.Join(data, "changelog.0.mfs"))
+	}
+	if berr := <-baseErr; berr != nil {
+		return Outcome{}, berr
 	}
 	if err != nil {
 		return Outcome{}, err
