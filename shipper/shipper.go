@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +86,10 @@ type Shipper struct {
 	shipped atomic.Pointer[Position] // last acknowledged position, for the snapshot uploader
 
 	rawTotal, sentTotal atomic.Uint64
+
+	// segs: where each timeline shipped in this run began, in order (see timelineOf).
+	segsMu sync.Mutex
+	segs   []segment
 
 	newestRead atomic.Uint64 // version of the newest line read from the files
 }
@@ -193,6 +198,9 @@ type publishError struct{ err error }
 
 func (e *publishError) Error() string { return e.err.Error() }
 func (e *publishError) Unwrap() error { return e.err }
+
+// segment is where shipping on a timeline began in this run.
+type segment struct{ timeline, from uint64 }
 
 // fileError marks errors of the changelog files, which retrying cannot cure.
 type fileError struct{ err error }
@@ -315,6 +323,11 @@ func (s *Shipper) acked(b sealed, _ *jetstream.PubAck) {
 		s.m.LagVersions.Set(float64(newest - i.LastVersion))
 		s.m.LagSeconds.Set(time.Since(b.readAt).Seconds())
 	}
+	s.segsMu.Lock()
+	if len(s.segs) == 0 || s.segs[len(s.segs)-1].timeline != i.Timeline {
+		s.segs = append(s.segs, segment{timeline: i.Timeline, from: i.FirstVersion})
+	}
+	s.segsMu.Unlock()
 	if s.cfg.OnAck != nil {
 		s.cfg.OnAck(i)
 	}

@@ -22,7 +22,7 @@ type SnapshotStore interface {
 }
 
 // uploadLoop uploads every new snapshot the MooseFS process renames into place, once the stream
-// holds every line below its version (so it can be rolled forward and its timeline is known),
+// holds the line of its version (so it can be rolled forward and its timeline is that line's),
 // then applies retention. It returns when ctx ends.
 func (s *Shipper) uploadLoop(ctx context.Context, trigger <-chan struct{}) {
 	poll := time.NewTicker(s.cfg.SnapshotPoll)
@@ -61,13 +61,17 @@ func (s *Shipper) uploadNew(ctx context.Context, done map[string]bool) {
 			done[key] = true
 			continue
 		}
-		pos := s.Shipped()
-		if pos.Next < h.Version {
-			s.log.Debug("snapshot waits for its lines to be shipped", "file", n, "version", h.Version, "shipped_next", pos.Next)
+		// Upload once line Version itself is shipped: then every line below it is in the stream,
+		// and the timeline of that line is the snapshot's. (A master started from restored
+		// metadata has this file at its start, while the stream is still on the old timeline;
+		// its first change puts both on the new one.)
+		timeline, ok := s.timelineOf(h.Version)
+		if !ok {
+			s.log.Debug("snapshot waits for its line to be shipped from these files", "file", n, "version", h.Version, "shipped", s.Shipped())
 			continue
 		}
 		start := time.Now()
-		snap, err := s.cfg.Snapshots.Upload(ctx, path, snapshot.Info{Timeline: pos.Timeline, Time: fi.ModTime().Unix(), Source: s.cfg.Source + ":" + n})
+		snap, err := s.cfg.Snapshots.Upload(ctx, path, snapshot.Info{Timeline: timeline, Time: fi.ModTime().Unix(), Source: s.cfg.Source + ":" + n})
 		if err != nil {
 			if ctx.Err() == nil {
 				s.m.Errors.WithLabelValues("snapshot").Inc()
@@ -88,6 +92,28 @@ func (s *Shipper) uploadNew(ctx context.Context, done map[string]bool) {
 			}
 		}
 	}
+}
+
+// timelineOf tells which timeline a snapshot of version v belongs to, once this shipper has
+// shipped line v from these files: the timeline of the run of lines that holds v. A version
+// before everything shipped in this run belongs to the timeline the run began on (resumed
+// after the stream's last line, found in these files by its hash). Not known (false) while
+// line v is not shipped: a stream position alone says nothing of which history the files hold.
+func (s *Shipper) timelineOf(v uint64) (uint64, bool) {
+	if s.Shipped().Next <= v {
+		return 0, false
+	}
+	s.segsMu.Lock()
+	defer s.segsMu.Unlock()
+	if len(s.segs) == 0 {
+		return 0, false
+	}
+	for i := len(s.segs) - 1; i >= 0; i-- {
+		if s.segs[i].from <= v {
+			return s.segs[i].timeline, true
+		}
+	}
+	return s.segs[0].timeline, true
 }
 
 // applyRetention deletes the snapshots retention drops (snapshot.PlanPrune), then purges the

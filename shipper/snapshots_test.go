@@ -67,7 +67,8 @@ func TestSnapshotsAndRetention(t *testing.T) {
 	}
 }
 
-// TestSnapshotWaitsForItsLines: a snapshot ahead of the shipped lines is not uploaded yet.
+// TestSnapshotWaitsForItsLines: a snapshot is uploaded once the line of its version is
+// shipped, not before.
 func TestSnapshotWaitsForItsLines(t *testing.T) {
 	ctx := context.Background()
 	n := startNATS(t)
@@ -90,7 +91,13 @@ func TestSnapshotWaitsForItsLines(t *testing.T) {
 		t.Fatalf("uploaded %+v before lines up to %d were shipped", l, version-1)
 	}
 	appendFile(t, logPath(dir, 0), lines(201, 301))
-	waitFor(t, "the snapshot once its lines are shipped", func() bool {
+	waitShipped(t, r, 1, 301)
+	time.Sleep(200 * time.Millisecond) // every line below it is shipped, but not line 302 itself
+	if l, _ := store.List(ctx); len(l) != 0 {
+		t.Fatalf("uploaded %+v before line %d was shipped: its timeline is not known yet", l, version)
+	}
+	appendFile(t, logPath(dir, 0), lines(302, 302))
+	waitFor(t, "the snapshot once its line is shipped", func() bool {
 		l, _ := store.List(ctx)
 		return len(l) == 1 && l[0].Version == version
 	})
@@ -152,5 +159,42 @@ func TestCleanStopHoleIsBridged(t *testing.T) {
 	appendFile(t, logPath(dir, 0), lines(42, 43))
 	if err := r.waitErr(t); !errors.Is(err, ErrGap) {
 		t.Fatalf("got %v, want ErrGap for the unbridged hole at 41", err)
+	}
+}
+
+// TestForkedTimelineGetsItsBaseSnapshot: a master started from metadata restored to version
+// 500 has that file in its directory from the start, while the stream is still on timeline 1;
+// the snapshot is stored as timeline 2's, the base a restore of timeline 2 needs.
+func TestForkedTimelineGetsItsBaseSnapshot(t *testing.T) {
+	ctx := context.Background()
+	n := startNATS(t)
+	store, err := snapshot.Open(ctx, n.js, testCluster, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := masterDir(t)
+	writeFile(t, logPath(old, 0), lines(1, 1000))
+	r := startShipper(t, n, old, KindMaster)
+	waitShipped(t, r, 1, 1000)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	dir := masterDir(t)
+	src, version := mfstest.MakeMetadata(t, t.TempDir(), 99, 498)
+	b, _ := os.ReadFile(src)
+	writeFile(t, filepath.Join(dir, "metadata.mfs.back"), string(b))
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots = dir, KindMaster, testCluster, store
+	cfg.Poll, cfg.SnapshotPoll = 50*time.Millisecond, 50*time.Millisecond
+	r = startConfigured(t, n, cfg)
+	time.Sleep(200 * time.Millisecond)
+	writeFile(t, logPath(dir, 0), linesAt(version, version+10, 1800000000)) // its first changes
+	waitShipped(t, r, 2, version+10)
+	waitFor(t, "the base snapshot of timeline 2", func() bool {
+		_, err := store.Get(ctx, stream.SnapshotName(2, version))
+		return err == nil
+	})
+	if _, err := store.Get(ctx, stream.SnapshotName(1, version)); err == nil {
+		t.Fatal("the new master's base was also stored as timeline 1's")
 	}
 }
