@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -85,7 +87,7 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	}
 	defer conn.Close()
 	if !c.noSnapshots {
-		store, err := snapshot.Open(ctx, conn.js, c.nats.cluster, c.cfg.Replicas)
+		store, err := openSnapshots(ctx, conn, c.nats.cluster, c.cfg.Replicas, log)
 		if err != nil {
 			return err
 		}
@@ -108,4 +110,22 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 		return codedError{err, exitFenced}
 	}
 	return err
+}
+
+// openSnapshots opens the snapshot bucket, retrying while NATS is not ready for it (a cluster
+// still electing, or not yet aware of enough peers for the replicas): like every other NATS
+// step of the shipper, a passing state of the cluster is waited out, not fatal.
+func openSnapshots(ctx context.Context, conn *connection, cluster string, replicas int, log *slog.Logger) (*snapshot.Store, error) {
+	for {
+		store, err := snapshot.Open(ctx, conn.js, cluster, replicas)
+		if err == nil {
+			return store, nil
+		}
+		log.Warn("snapshot bucket not ready; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -41,7 +41,7 @@ func (l *Lab) NATSURL(host string) string {
 
 // StartNATS runs `BIN nats` (mfsha's embedded JetStream server, alone) on each of hosts, routed
 // to one another as one cluster, and returns their client URLs. It returns once every node
-// accepts clients and the cluster has elected a JetStream meta leader.
+// accepts clients and a stream replicated on all of them can be placed.
 func (l *Lab) StartNATS(ctx context.Context, bin string, hosts ...string) ([]string, error) {
 	var urls []string
 	for _, h := range hosts {
@@ -90,10 +90,16 @@ func (l *Lab) StartNATS(ctx context.Context, bin string, hosts ...string) ([]str
 		if err != nil {
 			return false
 		}
-		actx, acancel := context.WithTimeout(deadline, time.Second)
+		// Ready when a stream replicated on every node can be placed: a meta leader alone is
+		// not enough, it may not know all its peers yet.
+		actx, acancel := context.WithTimeout(deadline, 2*time.Second)
 		defer acancel()
-		_, err = js.AccountInfo(actx)
-		return err == nil
+		_, err = js.CreateOrUpdateStream(actx, jetstream.StreamConfig{Name: "LAB_READY", Subjects: []string{"lab.ready"},
+			Replicas: len(hosts), Storage: jetstream.MemoryStorage})
+		if err != nil {
+			return false
+		}
+		return js.DeleteStream(actx, "LAB_READY") == nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lab %s: NATS cluster on %v: no JetStream meta leader: %w (logs: %s)", l.cfg.Name, hosts, err, l.LogPath(hosts[0], RoleNATS))
