@@ -1,153 +1,47 @@
-// Package changelog reads and writes MooseFS changelog lines:
+// Package changelog reads and writes MooseFS 3.0 changelog lines:
 //
 //	VERSION: TIMESTAMP|OP(ARG,ARG,...)[:RESULT]
 //
-// VERSION grows by one per line over the cluster's history; TIMESTAMP is unix seconds. Names and
-// other strings in the arguments are escaped by MooseFS (see Escape). A parsed Line writes
-// itself back byte for byte.
+// as mfsmaster writes them (changelog() in mfsmaster/changelog.c). VERSION grows by one per line
+// over the cluster's history; TIMESTAMP is unix seconds. Names, paths, xattr values, ACL blobs
+// and session info in the arguments are escaped by MooseFS (see Escape); numbers are not.
+//
+// The contract is the round trip: for every b that Parse accepts, Parse(b).AppendFormat(nil)
+// is b, byte for byte, and parsing that again gives an equal Line.
 package changelog
 
-import (
-	"bytes"
-	"errors"
-	"fmt"
-	"strconv"
-	"strings"
-)
+import "strconv"
 
 // Line is one changelog line.
 type Line struct {
-	Version   uint64
-	Time      uint32
-	Op        string
-	Args      []string // unescaped
+	Version uint64
+	Time    uint32 // unix seconds
+	Op      string // e.g. "CREATE"
+	// Args are the arguments split at the commas between them and unescaped (%XX decoded) into
+	// raw bytes. Commas inside names are escaped by MooseFS, so they do not split. Two
+	// exceptions follow what MooseFS writes: numbers lists are plain comma-separated arguments
+	// (SCSET's label masks are several arguments), and SNAPSHOT's group list, its 7th
+	// argument, written raw as "[0,10,20]", is one argument kept as written, brackets
+	// included. A line without arguments, "OP()", has nil Args.
+	Args []string
+	// HasResult says whether the line ends with ":RESULT" after the argument list.
 	HasResult bool
-	Result    string // raw text after "):", kept as written
-
-	// rawArgs is the argument text as written, so that Format reproduces the input exactly
-	// even where an argument's escaping is not MooseFS's canonical one.
-	rawArgs string
+	// Result is the raw text after "):", e.g. "4" or "1,0,0"; it is never unescaped.
+	Result string
+	// RawArgs, when not empty, is the argument text exactly as read between the parentheses,
+	// and AppendFormat writes it instead of escaping Args. Parse sets it only for arguments
+	// that MooseFS's escaping would not reproduce (lower-case hex, an escape of a byte MooseFS
+	// leaves raw, a raw byte MooseFS escapes), so that such a line still formats back to its
+	// exact bytes. Clear it after changing Args.
+	RawArgs string
 }
 
-// Errors of Parse, wrapped with the position; match with errors.Is.
-var (
-	ErrSyntax = errors.New("malformed changelog line")
-	// ErrPartialLine is reported by Scanner for a last line without '\n': it may still be
-	// being written.
-	ErrPartialLine = errors.New("partial line (no newline yet)")
-)
-
-// ParseVersion reads only the version and timestamp, without allocating: the shipper's hot path.
-func ParseVersion(b []byte) (version uint64, ts uint32, err error) {
-	i := 0
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		if i >= 20 {
-			return 0, 0, fmt.Errorf("%w: version too long", ErrSyntax)
-		}
-		d := uint64(b[i] - '0')
-		if version > (1<<64-1-d)/10 {
-			return 0, 0, fmt.Errorf("%w: version overflows 64 bits", ErrSyntax)
-		}
-		version = version*10 + d
-		i++
-	}
-	if i == 0 {
-		return 0, 0, fmt.Errorf("%w: version %q is not a number", ErrSyntax, prefix(b, 20))
-	}
-	if b[0] == '0' && i > 1 {
-		return 0, 0, fmt.Errorf("%w: version %q has a leading zero", ErrSyntax, b[:i])
-	}
-	if i+1 >= len(b) || b[i] != ':' || b[i+1] != ' ' {
-		return 0, 0, fmt.Errorf("%w: missing \": \" after version %d", ErrSyntax, version)
-	}
-	i += 2
-	start := i
-	var t uint64
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		t = t*10 + uint64(b[i]-'0')
-		if t > 1<<32-1 {
-			return 0, 0, fmt.Errorf("%w: timestamp overflows 32 bits", ErrSyntax)
-		}
-		i++
-	}
-	if i == start {
-		return 0, 0, fmt.Errorf("%w: timestamp %q is not a number", ErrSyntax, prefix(b[start:], 20))
-	}
-	if b[start] == '0' && i > start+1 {
-		return 0, 0, fmt.Errorf("%w: timestamp %q has a leading zero", ErrSyntax, b[start:i])
-	}
-	if i >= len(b) || b[i] != '|' {
-		return 0, 0, fmt.Errorf("%w: missing \"|\" after timestamp", ErrSyntax)
-	}
-	return version, uint32(t), nil
-}
-
-func prefix(b []byte, n int) string {
-	if len(b) > n {
-		b = b[:n]
-	}
-	return string(b)
-}
-
-// Parse parses one line, given without its '\n'.
-func Parse(b []byte) (Line, error) {
-	var l Line
-	v, ts, err := ParseVersion(b)
-	if err != nil {
-		return l, err
-	}
-	l.Version, l.Time = v, ts
-	rest := b[bytes.IndexByte(b, '|')+1:]
-	open := -1
-	for i, c := range rest {
-		if c == '(' {
-			open = i
-			break
-		}
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return l, fmt.Errorf("%w: operation name has %q at byte %d", ErrSyntax, c, len(b)-len(rest)+i)
-		}
-	}
-	if open <= 0 {
-		return l, fmt.Errorf("%w: missing operation name or \"(\"", ErrSyntax)
-	}
-	l.Op = string(rest[:open])
-	args := rest[open+1:]
-	closing := -1
-	for i, c := range args {
-		if c == ')' {
-			closing = i
-			break
-		}
-	}
-	if closing < 0 {
-		return l, fmt.Errorf("%w: unterminated argument list", ErrSyntax)
-	}
-	l.rawArgs = string(args[:closing])
-	after := args[closing+1:]
-	switch {
-	case len(after) == 0:
-	case after[0] == ':':
-		l.HasResult, l.Result = true, string(after[1:])
-	default:
-		return l, fmt.Errorf("%w: unexpected %q after the argument list", ErrSyntax, prefix(after, 20))
-	}
-	if l.rawArgs != "" {
-		off := len(b) - len(args)
-		for _, a := range strings.Split(l.rawArgs, ",") {
-			u, err := Unescape(a)
-			if err != nil {
-				return l, fmt.Errorf("%w: %v at byte %d", ErrSyntax, err, off)
-			}
-			l.Args = append(l.Args, u)
-			off += len(a) + 1
-		}
-	}
-	return l, nil
-}
-
-// AppendFormat appends the line, without '\n', to dst. A parsed line is written back exactly as
-// it was read; a line built by hand has its arguments escaped as MooseFS does.
+// AppendFormat appends the line to dst, without a trailing '\n'. A parsed line is written back
+// exactly as it was read. Otherwise the arguments are escaped as MooseFS escapes them (a
+// SNAPSHOT group list such as "[0,10]" is written raw). AppendFormat does not validate: a Line
+// built by hand with an Op that is not [A-Z0-9_]+ or a Result holding '\n' gives a line that
+// Parse rejects, and Args of exactly one empty string format as "OP()", which parses as no
+// arguments.
 func (l Line) AppendFormat(dst []byte) []byte {
 	dst = strconv.AppendUint(dst, l.Version, 10)
 	dst = append(dst, ": "...)
@@ -155,14 +49,18 @@ func (l Line) AppendFormat(dst []byte) []byte {
 	dst = append(dst, '|')
 	dst = append(dst, l.Op...)
 	dst = append(dst, '(')
-	if l.rawArgs != "" || len(l.Args) == 0 {
-		dst = append(dst, l.rawArgs...)
+	if l.RawArgs != "" {
+		dst = append(dst, l.RawArgs...)
 	} else {
 		for i, a := range l.Args {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = AppendEscape(dst, a)
+			if isGroupArg(l.Op, i, a) {
+				dst = append(dst, a...)
+			} else {
+				dst = AppendEscape(dst, a)
+			}
 		}
 	}
 	dst = append(dst, ')')
@@ -173,5 +71,26 @@ func (l Line) AppendFormat(dst []byte) []byte {
 	return dst
 }
 
-// String is the line without '\n'.
+// Format returns the line without a trailing '\n' (see AppendFormat).
+func (l Line) Format() []byte { return l.AppendFormat(nil) }
+
+// String is the line without a trailing '\n' (see AppendFormat).
 func (l Line) String() string { return string(l.AppendFormat(nil)) }
+
+// snapshotGroupsArg is the index of SNAPSHOT's group list: SNAPSHOT(inode, parent, name, smode,
+// sesflags, uid, [gid,gid,...], cumask), from changelog_generate_gids in changelog.c.
+const snapshotGroupsArg = 6
+
+// isGroupArg reports whether a is a group list written raw at argument i of op: "[" then
+// digits and commas, then "]".
+func isGroupArg(op string, i int, a string) bool {
+	if i != snapshotGroupsArg || op != "SNAPSHOT" || len(a) < 2 || a[0] != '[' || a[len(a)-1] != ']' {
+		return false
+	}
+	for j := 1; j < len(a)-1; j++ {
+		if c := a[j]; c != ',' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
