@@ -13,12 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/mfsha/mfsha/deploy/lab"
 	"github.com/mfsha/mfsha/internal/jstest"
 	"github.com/mfsha/mfsha/internal/metafile"
 	"github.com/mfsha/mfsha/internal/mfstest"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
+	"github.com/mfsha/mfsha/shipper"
 )
 
 // volatile are the fields of mfsmetadump's text that no changelog line carries, so a replay
@@ -49,15 +52,21 @@ func dump(t *testing.T, path string) []string {
 	return lines
 }
 
-// TestRestoredEqualsMastersOwn: a real master, a real mount doing creates, renames, links,
-// chmod and deletes, a clean stop that saves the master's own metadata of version V; the
-// metadata restored from the stream to the state after line V-1, and the metadata a standby
-// materialized, are the same, per mfsmetadump.
-func TestRestoredEqualsMastersOwn(t *testing.T) {
+// realCluster is a real master and mount in a lab of two hosts (ma, cl), and a shipper
+// publishing the master's changelog and snapshots to an embedded JetStream server.
+type realCluster struct {
+	l           *lab.Lab
+	mnt, data   string
+	js          jetstream.JetStream
+	store       *snapshot.Store
+	sh          *shipper.Shipper
+	stopShipper func()
+}
+
+func newRealCluster(ctx context.Context, t *testing.T, name string) realCluster {
+	t.Helper()
 	mfstest.RequireMooseFS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	l, err := lab.New(lab.Config{Name: fmt.Sprintf("rs%d", os.Getpid()%100000), Dir: t.TempDir(),
+	l, err := lab.New(lab.Config{Name: fmt.Sprintf("%s%d", name, os.Getpid()%100000), Dir: t.TempDir(),
 		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostClient}}})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +82,19 @@ func TestRestoredEqualsMastersOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := l.MasterDataDir(lab.HostMasterA)
-	sh, _ := startShipper(t, js, store, data, nil)
+	sh, stop := startShipper(t, js, store, data, nil)
+	return realCluster{l: l, mnt: mnt, data: data, js: js, store: store, sh: sh, stopShipper: stop}
+}
+
+// TestRestoredEqualsMastersOwn: a real master, a real mount doing creates, renames, links,
+// chmod and deletes, a clean stop that saves the master's own metadata of version V; the
+// metadata restored from the stream to the state after line V-1, and the metadata a standby
+// materialized, are the same, per mfsmetadump.
+func TestRestoredEqualsMastersOwn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newRealCluster(ctx, t, "rs")
+	l, mnt, js, store, data, sh := c.l, c.mnt, c.js, c.store, c.data, c.sh
 
 	for i := 0; i < 30; i++ {
 		d := filepath.Join(mnt, fmt.Sprintf("d%d", i%5))
@@ -160,26 +181,10 @@ func TestRestoredEqualsMastersOwn(t *testing.T) {
 // the metadata is restored to a moment before, a master is started on the result, and the
 // directories are listed again through the same real mount.
 func TestRmRfStory(t *testing.T) {
-	mfstest.RequireMooseFS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := lab.New(lab.Config{Name: fmt.Sprintf("rr%d", os.Getpid()%100000), Dir: t.TempDir(),
-		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostClient}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Down(context.Background()) })
-	mnt, err := l.StartCluster(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js := jstest.Start(t)
-	store, err := snapshot.Open(ctx, js, cluster, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := l.MasterDataDir(lab.HostMasterA)
-	sh, stopShipper := startShipper(t, js, store, data, nil)
+	c := newRealCluster(ctx, t, "rr")
+	l, mnt, js, store, data, sh, stopShipper := c.l, c.mnt, c.js, c.store, c.data, c.sh, c.stopShipper
 
 	for i := 1; i <= 10; i++ {
 		d := filepath.Join(mnt, fmt.Sprint(i))

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -124,25 +123,16 @@ func restoreSection(ctx context.Context, w *strings.Builder, dir string, inodes,
 	return nil
 }
 
-// writeCreates writes lines from..to, each creating file f<version> (inode = version) in the
-// root: changes mfsmaster can replay on top of MakeMetadata's file system.
+// writeCreates writes lab.WriteCreates's lines from..to to a new file at path.
 func writeCreates(path string, from, to uint64, ts int64) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	t := strconv.FormatInt(ts, 10)
-	var b []byte
-	for v := from; v <= to; v++ {
-		n := strconv.FormatUint(v, 10)
-		b = append(b[:0], n...)
-		b = append(b, ": "+t+"|CREATE(1,f"...)
-		b = append(b, n...)
-		b = append(b, ",1,420,18,0,0,0):"...)
-		b = append(b, n...)
-		b = append(b, '\n')
-		bw.Write(b)
+	if err := lab.WriteCreates(bw, from, to, ts); err != nil {
+		f.Close()
+		return err
 	}
 	if err := bw.Flush(); err != nil {
 		f.Close()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,18 +37,10 @@ func MakeMetadata(ctx context.Context, dir string, metaID uint64, inodes int, ts
 		return 0, err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	t := strconv.FormatInt(ts, 10)
-	fmt.Fprintf(w, "1: %s|SETMETAID(%d)\n", t, metaID)
-	var b []byte
-	for i := 2; i < inodes+2; i++ {
-		n := strconv.Itoa(i)
-		b = append(b[:0], n...)
-		b = append(b, ": "+t+"|CREATE(1,f"...)
-		b = append(b, n...)
-		b = append(b, ",1,420,18,0,0,0):"...)
-		b = append(b, n...)
-		b = append(b, '\n')
-		w.Write(b)
+	fmt.Fprintf(w, "1: %d|SETMETAID(%d)\n", ts, metaID)
+	if err := WriteCreates(w, 2, uint64(inodes+1), ts); err != nil {
+		f.Close()
+		return 0, err
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
@@ -91,6 +84,27 @@ func MakeMetadata(ctx context.Context, dir string, metaID uint64, inodes int, ts
 		return 0, err
 	}
 	return version, nil
+}
+
+// WriteCreates writes changelog lines from..to at unix time ts, line V creating file fV
+// (inode V) in the root: changes mfsmaster replays on top of MakeMetadata's file system
+// (whose last inode is its version - 1).
+func WriteCreates(w io.Writer, from, to uint64, ts int64) error {
+	t := strconv.FormatInt(ts, 10)
+	var b []byte
+	for v := from; v <= to; v++ {
+		n := strconv.FormatUint(v, 10)
+		b = append(b[:0], n...)
+		b = append(b, ": "+t+"|CREATE(1,f"...)
+		b = append(b, n...)
+		b = append(b, ",1,420,18,0,0,0):"...)
+		b = append(b, n...)
+		b = append(b, '\n')
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SeedMaster puts a metadata file of inodes files into host's master DATA_PATH, replacing what
