@@ -124,8 +124,9 @@ func (c *connection) Close() {
 }
 
 // connect reaches NATS: the configured URLs, or else an embedded server with its store under
-// stateDir (when stateDir is empty, the local default URL).
-func connect(ctx context.Context, n natsSettings, emb *embeddedSettings, stateDir, name string, log *slog.Logger) (*connection, error) {
+// stateDir (when emb is nil, the local default URL). A daemon retries forever (giveUp 0); an
+// interactive command gives up after giveUp.
+func connect(ctx context.Context, n natsSettings, emb *embeddedSettings, stateDir, name string, giveUp time.Duration, log *slog.Logger) (*connection, error) {
 	c := &connection{}
 	opts := n.conn
 	opts.Name = name
@@ -144,7 +145,13 @@ func connect(ctx context.Context, n natsSettings, emb *embeddedSettings, stateDi
 			log.Info("embedded NATS JetStream server started", "listen", eo.Listen, "store", eo.StoreDir, "routes", eo.Routes)
 		}
 	}
-	nc, err := natsconn.Connect(ctx, opts, log)
+	cctx := ctx
+	if giveUp > 0 {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, giveUp)
+		defer cancel()
+	}
+	nc, err := natsconn.Connect(cctx, opts, log)
 	if err != nil {
 		c.Close()
 		return nil, err

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mfsha/mfsha/internal/config"
 	"github.com/mfsha/mfsha/internal/snapshot"
-	"github.com/mfsha/mfsha/internal/stream"
 	"github.com/mfsha/mfsha/restorer"
 )
 
@@ -60,23 +59,16 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	if !c.list && !c.dryRun && c.out == "" {
 		return usageError{errors.New("--out DIR is required")}
 	}
-	conn, err := connect(ctx, c.nats, nil, "", "mfsha restore", log)
+	conn, err := connect(ctx, c.nats, nil, "", "mfsha restore", 30*time.Second, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	tls, err := stream.Timelines(ctx, conn.js, c.nats.cluster)
+	h, err := readHistory(ctx, conn, c.nats.cluster)
 	if err != nil {
 		return err
 	}
-	store, err := snapshot.Open(ctx, conn.js, c.nats.cluster, 1)
-	if err != nil {
-		return err
-	}
-	snaps, err := store.List(ctx)
-	if err != nil {
-		return err
-	}
+	tls, store, snaps := h.timelines, h.store, h.snaps
 	if c.list {
 		printTimelines(os.Stdout, c.nats.cluster, tls)
 		printSnapshots(os.Stdout, c.nats.cluster, snaps)

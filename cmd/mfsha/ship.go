@@ -81,7 +81,7 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	if err := serveMetrics(ctx, c.metrics, reg, log); err != nil {
 		return err
 	}
-	conn, err := connect(ctx, c.nats, &c.embedded, c.state, "mfsha ship "+host, log)
+	conn, err := connect(ctx, c.nats, &c.embedded, c.state, "mfsha ship "+host, 0, log)
 	if err != nil {
 		return err
 	}

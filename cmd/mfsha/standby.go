@@ -55,7 +55,7 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	host, _ := os.Hostname()
-	conn, err := connect(ctx, c.nats, nil, "", "mfsha standby "+host, log)
+	conn, err := connect(ctx, c.nats, nil, "", "mfsha standby "+host, 0, log)
 	if err != nil {
 		return err
 	}

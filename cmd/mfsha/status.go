@@ -34,26 +34,39 @@ func (c *statusCommand) Run(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := connect(ctx, c.nats, nil, "", "mfsha status", log)
+	conn, err := connect(ctx, c.nats, nil, "", "mfsha status", 30*time.Second, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	tls, err := stream.Timelines(ctx, conn.js, c.nats.cluster)
+	h, err := readHistory(ctx, conn, c.nats.cluster)
 	if err != nil {
 		return err
 	}
-	printTimelines(os.Stdout, c.nats.cluster, tls)
-	store, err := snapshot.Open(ctx, conn.js, c.nats.cluster, 1)
-	if err != nil {
-		return err
-	}
-	snaps, err := store.List(ctx)
-	if err != nil {
-		return err
-	}
-	printSnapshots(os.Stdout, c.nats.cluster, snaps)
+	printTimelines(os.Stdout, c.nats.cluster, h.timelines)
+	printSnapshots(os.Stdout, c.nats.cluster, h.snaps)
 	return nil
+}
+
+// history is what a cluster's stream and bucket hold.
+type history struct {
+	timelines []stream.Timeline
+	store     *snapshot.Store
+	snaps     []snapshot.Snapshot
+}
+
+// readHistory reads the timelines of the stream and the list of snapshots.
+func readHistory(ctx context.Context, conn *connection, cluster string) (history, error) {
+	var h history
+	var err error
+	if h.timelines, err = stream.Timelines(ctx, conn.js, cluster); err != nil {
+		return h, err
+	}
+	if h.store, err = snapshot.Open(ctx, conn.js, cluster, 1); err != nil {
+		return h, err
+	}
+	h.snaps, err = h.store.List(ctx)
+	return h, err
 }
 
 func printTimelines(w io.Writer, cluster string, tls []stream.Timeline) {
