@@ -45,8 +45,10 @@ func Path(name string) (string, error) {
 }
 
 // MakeMetadata makes a real metadata file DIR/data/metadata.mfs with files f2..f(inodes+1) in
-// its root, with the real mfsmaster (see lab.MakeMetadata). It returns the file's path and
-// version, inodes + 2.
+// its root, with the real mfsmaster (see lab.MakeMetadata): `mfsmaster -a restore` replays a
+// synthetic changelog and exits; it opens no socket (checked with strace), so it needs no
+// network namespace. It returns the file's path and version, inodes + 2. Two calls make
+// different bytes even with equal arguments: the root's atime is the time of the call.
 func MakeMetadata(t testing.TB, dir string, metaID uint64, inodes int) (string, uint64) {
 	t.Helper()
 	RequireMooseFS(t)

@@ -11,78 +11,127 @@ import (
 	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/mfsha/mfsha/internal/metafile"
 )
 
-// Progress is told the uncompressed bytes written so far and the total.
+// Progress is told the uncompressed bytes written so far and the total, every few megabytes
+// and once at the end. It is called from the downloading goroutine.
 type Progress func(done, total int64)
 
-// Download streams a snapshot, decompressed, to w and verifies it: the object store's digest
-// of the stored bytes, then the uncompressed size and SHA-256. On an error w may have received
-// part of the data: use DownloadFile to get all or nothing.
+// progressStep is how many bytes pass between two Progress calls.
+const progressStep = 4 << 20
+
+// Download streams a snapshot, decompressed, to w, and verifies as it goes: the stored chunks
+// (all present, the object store's digest), the uncompressed size and SHA-256 against the
+// metadata, and the metadata file's signature, end marker, version and metaid. It is
+// ErrNotFound if no snapshot is stored under name, ErrCorrupt (naming the object and what is
+// wrong) if any check fails. On an error w may have received part of the data: use
+// DownloadFile to get all or nothing. progress may be nil.
 func (s *Store) Download(ctx context.Context, name string, w io.Writer, progress Progress) (Snapshot, error) {
-	snap, err := s.Get(ctx, name)
-	if err != nil {
-		return snap, err
+	oi, _, err := s.lookup(ctx, name)
+	if err == nil && oi.Deleted {
+		err = fmt.Errorf("snapshot %s/%s: %w", s.bucket, name, ErrNotFound)
 	}
-	obj, err := s.obs.Get(ctx, name)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("download: %w", err)
+	}
+	snap, err := fromInfo(oi)
+	if err != nil {
+		return snap, fmt.Errorf("download: %w", err)
+	}
+	corrupt := func(format string, args ...any) error {
+		return fmt.Errorf("download %s/%s: %s: %w", s.bucket, name, fmt.Sprintf(format, args...), ErrCorrupt)
+	}
+	chunks, err := s.openChunks(ctx, oi)
+	if err != nil {
+		return snap, fmt.Errorf("download: %w", err)
+	}
+	defer chunks.Close()
+	dec, err := zstd.NewReader(chunks, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(MaxWindow))
 	if err != nil {
 		return snap, fmt.Errorf("download %s/%s: %w", s.bucket, name, err)
 	}
-	defer obj.Close()
-	dec, err := zstd.NewReader(obj, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(64<<20))
-	if err != nil {
-		return snap, fmt.Errorf("download %s: %w", name, err)
-	}
 	defer dec.Close()
-	sum := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(w, sum), total: snap.Size, progress: progress}
-	if _, err := io.Copy(cw, dec); err != nil {
-		if errors.Is(err, jetstream.ErrDigestMismatch) {
-			return snap, fmt.Errorf("download %s/%s: stored bytes do not match their digest: %w", s.bucket, name, ErrCorrupt)
+	sum, check := sha256.New(), &fileCheck{}
+	pw := &progressWriter{total: snap.Size, progress: progress}
+	dst := &errWriter{w: w}
+	// One byte more than the metadata says is enough to know the size is wrong.
+	n, err := io.Copy(io.MultiWriter(dst, sum, check, pw), io.LimitReader(dec, snap.Size+1))
+	switch {
+	case dst.err != nil:
+		return snap, fmt.Errorf("download %s/%s: write: %w", s.bucket, name, dst.err)
+	case chunks.err != nil && chunks.err != io.EOF: // already names the object; ErrCorrupt or not
+		return snap, fmt.Errorf("download: %w", chunks.err)
+	case err != nil && ctx.Err() != nil:
+		return snap, fmt.Errorf("download %s/%s: %w", s.bucket, name, ctx.Err())
+	case err != nil:
+		// Either the stored bytes were damaged, or they are intact but are not what was
+		// compressed. Reading to the end tells which: it checks the object store's digest.
+		if _, derr := io.Copy(io.Discard, chunks); derr != nil && errors.Is(derr, ErrCorrupt) {
+			return snap, fmt.Errorf("download: decompress failed after %d bytes (%v): %w", n, err, derr)
 		}
-		return snap, fmt.Errorf("download %s/%s after %d bytes: %w (%w)", s.bucket, name, cw.n, err, ErrCorrupt)
+		return snap, corrupt("decompress, after %d bytes: %v", n, err)
+	case n != snap.Size:
+		return snap, corrupt("%d bytes, metadata says %d", n, snap.Size)
 	}
-	if cw.n != snap.Size {
-		return snap, fmt.Errorf("download %s/%s: %d bytes, metadata says %d: %w", s.bucket, name, cw.n, snap.Size, ErrCorrupt)
+	// The decoder may stop at the end of its frame: whatever is stored beyond is corrupt, and
+	// reading to the end makes the chunk reader verify the object's digest.
+	if extra, err := io.Copy(io.Discard, chunks); err != nil {
+		return snap, fmt.Errorf("download: %w", err)
+	} else if extra > 0 {
+		return snap, corrupt("%d stored bytes follow the compressed data", extra)
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); got != snap.SHA256 {
-		return snap, fmt.Errorf("download %s/%s: SHA-256 %s, metadata says %s: %w", s.bucket, name, got, snap.SHA256, ErrCorrupt)
+		return snap, corrupt("SHA-256 %s, metadata says %s", got, snap.SHA256)
 	}
+	h, err := check.check()
+	if err != nil {
+		return snap, corrupt("content: %v", err)
+	}
+	if h.Version != snap.Version || h.MetaID != snap.MetaID {
+		return snap, corrupt("file header says version %d metaid %d, metadata says version %d metaid %d", h.Version, h.MetaID, snap.Version, snap.MetaID)
+	}
+	pw.done()
 	return snap, nil
 }
 
-// DownloadFile writes a snapshot to path atomically: a temporary file in the same directory,
-// verified (digest, then metadata header and end marker), synced and renamed, and the directory
-// synced. On any error path is left as it was.
-func (s *Store) DownloadFile(ctx context.Context, name, path string, progress Progress) (Snapshot, error) {
+// errWriter remembers the error of the writer it wraps.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// DownloadFile writes a snapshot to path atomically: into a temporary file in the same
+// directory, verified as Download does, synced, renamed over path (mode 0640, as mfsmaster
+// writes its own), and the directory synced. On any error path is left as it was and the
+// temporary file is removed.
+func (s *Store) DownloadFile(ctx context.Context, name, path string, progress Progress) (snap Snapshot, err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("download %s: %w", name, err)
 	}
-	done := false
 	defer func() {
-		if !done {
+		if err != nil {
 			tmp.Close()
 			os.Remove(tmp.Name())
 		}
 	}()
-	snap, err := s.Download(ctx, name, tmp, progress)
-	if err != nil {
+	if err := tmp.Chmod(0o640); err != nil { // as mfsmaster writes its metadata files
+		return Snapshot{}, fmt.Errorf("download %s: %w", name, err)
+	}
+	if snap, err = s.Download(ctx, name, tmp, progress); err != nil {
 		return snap, err
 	}
-	h, err := metafile.CheckFile(tmp)
-	if err != nil {
-		return snap, fmt.Errorf("download %s: %w (%w)", name, err, ErrCorrupt)
-	}
-	if h.Version != snap.Version || h.MetaID != snap.MetaID {
-		return snap, fmt.Errorf("download %s: header says version %d metaid %d, metadata %d and %d: %w", name, h.Version, h.MetaID, snap.Version, snap.MetaID, ErrCorrupt)
-	}
 	if err := tmp.Sync(); err != nil {
-		return snap, fmt.Errorf("download %s: sync %s: %w", name, tmp.Name(), err)
+		return snap, fmt.Errorf("download %s: %w", name, err)
 	}
 	if err := tmp.Close(); err != nil {
 		return snap, fmt.Errorf("download %s: %w", name, err)
@@ -90,14 +139,13 @@ func (s *Store) DownloadFile(ctx context.Context, name, path string, progress Pr
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return snap, fmt.Errorf("download %s: %w", name, err)
 	}
-	done = true
 	return snap, syncDir(dir)
 }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("sync directory: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
@@ -106,19 +154,24 @@ func syncDir(dir string) error {
 	return nil
 }
 
-type countWriter struct {
-	w        io.Writer
-	n, total int64
-	progress Progress
-	lastMB   int64
+// progressWriter counts bytes and calls progress every progressStep bytes.
+type progressWriter struct {
+	n, total, next int64
+	progress       Progress
 }
 
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	if c.progress != nil && (c.n>>24 != c.lastMB || c.n == c.total) {
-		c.lastMB = c.n >> 24
-		c.progress(c.n, c.total)
+func (p *progressWriter) Write(b []byte) (int, error) {
+	p.n += int64(len(b))
+	if p.progress != nil && p.n >= p.next {
+		p.progress(p.n, p.total)
+		p.next = p.n + progressStep
 	}
-	return n, err
+	return len(b), nil
+}
+
+// done makes the final call, unless the last one already said everything was written.
+func (p *progressWriter) done() {
+	if p.progress != nil && p.next-progressStep != p.n {
+		p.progress(p.n, p.total)
+	}
 }

@@ -1,0 +1,149 @@
+package snapshot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/mfsha/mfsha/internal/metafile"
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+// Upload stores the metadata file at path as stream.SnapshotName(info.Timeline, version),
+// zstd-compressed, with its size and SHA-256, in one pass over the file.
+//
+//   - The file is checked first (metafile.CheckFile: header and end marker). A file that is
+//     not a complete metadata file is refused before anything is sent; the error names the
+//     file and wraps metafile.ErrSignature or metafile.ErrTruncated.
+//   - Everything is read from one open descriptor: the master may rename the file away or
+//     put another in its place meanwhile. The bytes streamed are checked again as they pass;
+//     if the file shrank or changed under it, Upload fails naming the file.
+//   - It is idempotent: when the same file (same size and SHA-256) is already stored under
+//     that name, nothing is sent and the stored snapshot is returned, with its stored Time and
+//     Source. This costs one read of the file. A different file under that name is
+//     ErrConflict, returned with the stored snapshot; a stored object with bad metadata is
+//     ErrCorrupt.
+//   - On any error nothing is stored: chunks already sent are purged, and the snapshot becomes
+//     visible only with its complete metadata. Of concurrent uploads of one name, one stores
+//     it and the others behave as if it was there before.
+func (s *Store) Upload(ctx context.Context, path string, info Info) (Snapshot, error) {
+	if info.Timeline == 0 {
+		return Snapshot{}, fmt.Errorf("upload %s: timeline 0: timelines start at 1", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("upload: %w", err)
+	}
+	defer f.Close()
+	h, err := metafile.CheckFile(f)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("upload: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("upload: %w", err)
+	}
+	src := source{f: f, path: path, size: st.Size(), header: h}
+	name := stream.SnapshotName(info.Timeline, h.Version)
+	for attempt := 1; ; attempt++ {
+		oi, prev, err := s.lookup(ctx, name)
+		switch {
+		case err == nil && !oi.Deleted:
+			have, err := fromInfo(oi)
+			if err != nil {
+				return Snapshot{}, fmt.Errorf("upload %s: %w", path, err)
+			}
+			return have, src.same(have)
+		case err == nil: // a deleted object's marker: replace it
+		case errors.Is(err, ErrNotFound):
+			prev = 0
+		default:
+			return Snapshot{}, fmt.Errorf("upload %s: %w", path, err)
+		}
+		snap, err := s.put(ctx, &src, name, info, prev)
+		if errors.Is(err, errRaced) && attempt < 3 {
+			continue // stored meanwhile by another uploader: compare with it
+		}
+		return snap, err
+	}
+}
+
+// source is the open metadata file an upload reads.
+type source struct {
+	f      *os.File
+	path   string
+	size   int64
+	header metafile.Header
+	sha256 string // hex, once read
+}
+
+// same is nil when the stored snapshot have is this file, else ErrConflict.
+func (src *source) same(have Snapshot) error {
+	if have.Size == src.size && src.sha256 == "" {
+		sum := sha256.New()
+		if _, err := io.Copy(sum, io.NewSectionReader(src.f, 0, src.size)); err != nil {
+			return fmt.Errorf("upload %s: %w", src.path, err)
+		}
+		src.sha256 = hex.EncodeToString(sum.Sum(nil))
+	}
+	if have.Size != src.size || have.SHA256 != src.sha256 {
+		return fmt.Errorf("upload %s as %s: %w (stored: %d bytes, SHA-256 %s; file: %d bytes, SHA-256 %s)",
+			src.path, have.Name, ErrConflict, have.Size, have.SHA256, src.size, src.sha256)
+	}
+	return nil
+}
+
+// put streams the file into a new object and publishes its metadata if the last metadata
+// message of name is still at sequence prev; otherwise it is errRaced. On any error the
+// chunks are purged.
+func (s *Store) put(ctx context.Context, src *source, name string, info Info, prev uint64) (snap Snapshot, err error) {
+	w, err := s.newChunkWriter(ctx)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	defer w.release()
+	defer func() {
+		if err != nil {
+			if perr := w.abort(); perr != nil {
+				err = fmt.Errorf("%w (and %w)", err, perr)
+			}
+		}
+	}()
+	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(s.opts.Level), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(s.opts.Window), zstd.WithEncoderCRC(true))
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("upload %s: %w", src.path, err)
+	}
+	sum, check := sha256.New(), &fileCheck{}
+	n, err := io.Copy(enc, io.TeeReader(io.NewSectionReader(src.f, 0, src.size), io.MultiWriter(sum, check)))
+	if cerr := enc.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("upload %s to %s/%s: %w", src.path, s.bucket, name, err)
+	}
+	if n != src.size {
+		return Snapshot{}, fmt.Errorf("upload %s: read %d bytes, the file had %d: it changed while read", src.path, n, src.size)
+	}
+	if h, err := check.check(); err != nil {
+		return Snapshot{}, fmt.Errorf("metadata file %s: changed while read: %w", src.path, err)
+	} else if h != src.header {
+		return Snapshot{}, fmt.Errorf("metadata file %s: changed while read: header %+v, was %+v", src.path, h, src.header)
+	}
+	if err := w.Close(); err != nil {
+		return Snapshot{}, fmt.Errorf("upload %s to %s/%s: %w", src.path, s.bucket, name, err)
+	}
+	src.sha256 = hex.EncodeToString(sum.Sum(nil))
+	snap = Snapshot{Name: name, Timeline: info.Timeline, Version: src.header.Version, MetaID: src.header.MetaID,
+		Time: info.Time, Size: src.size, CompressedSize: w.size, SHA256: src.sha256, Source: info.Source}
+	if err := s.publishMeta(ctx, w.info(name, snap.metadata()), prev); err != nil {
+		return Snapshot{}, fmt.Errorf("upload %s: %w", src.path, err)
+	}
+	return snap, nil
+}
