@@ -18,15 +18,10 @@ import (
 func TestSnapshotsAndRetention(t *testing.T) {
 	ctx := context.Background()
 	n := startNATS(t)
-	store, err := snapshot.Open(ctx, n.js, testCluster, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := masterDir(t)
 	writeFile(t, logPath(dir, 0), lines(1, 2500))
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots = dir, KindMaster, testCluster, store
-	cfg.Poll, cfg.SnapshotPoll, cfg.MaxBatchBytes, cfg.Retention = 50*time.Millisecond, 50*time.Millisecond, 16<<10, 72*time.Hour
+	cfg, store := snapshotConfig(t, n, dir)
+	cfg.MaxBatchBytes, cfg.Retention = 16<<10, 72*time.Hour
 	r := startConfigured(t, n, cfg)
 	waitShipped(t, r, 1, 2500)
 
@@ -35,11 +30,9 @@ func TestSnapshotsAndRetention(t *testing.T) {
 		inodes int
 		age    time.Duration
 	}{{100, 100 * time.Hour}, {500, 80 * time.Hour}, {1000, time.Hour}, {2000, 0}} {
-		src, version := mfstest.MakeMetadata(t, t.TempDir(), 99, s.inodes)
 		// As mfsmaster does: write a temporary file, then rename it into place.
 		tmp := filepath.Join(dir, "metadata.mfs.back.tmp")
-		b, _ := os.ReadFile(src)
-		writeFile(t, tmp, string(b))
+		version := putMetadata(t, tmp, s.inodes)
 		if err := os.Chtimes(tmp, now.Add(-s.age), now.Add(-s.age)); err != nil {
 			t.Fatal(err)
 		}
@@ -72,18 +65,10 @@ func TestSnapshotsAndRetention(t *testing.T) {
 func TestSnapshotWaitsForItsLines(t *testing.T) {
 	ctx := context.Background()
 	n := startNATS(t)
-	store, err := snapshot.Open(ctx, n.js, testCluster, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := masterDir(t)
-	src, version := mfstest.MakeMetadata(t, t.TempDir(), 99, 300) // version 302
-	b, _ := os.ReadFile(src)
-	writeFile(t, filepath.Join(dir, "metadata.mfs.back"), string(b))
+	version := putMetadata(t, filepath.Join(dir, "metadata.mfs.back"), 300) // version 302
 	writeFile(t, logPath(dir, 0), lines(1, 200))
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots = dir, KindMaster, testCluster, store
-	cfg.Poll, cfg.SnapshotPoll = 50*time.Millisecond, 50*time.Millisecond
+	cfg, store := snapshotConfig(t, n, dir)
 	r := startConfigured(t, n, cfg)
 	waitShipped(t, r, 1, 200)
 	time.Sleep(200 * time.Millisecond) // several snapshot polls
@@ -101,6 +86,33 @@ func TestSnapshotWaitsForItsLines(t *testing.T) {
 		l, _ := store.List(ctx)
 		return len(l) == 1 && l[0].Version == version
 	})
+}
+
+// snapshotConfig is the config of a shipper of the master directory dir that uploads its
+// snapshots to a new store, polling often.
+func snapshotConfig(t *testing.T, n *testNATS, dir string) (Config, *snapshot.Store) {
+	t.Helper()
+	store, err := snapshot.Open(context.Background(), n.js, testCluster, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots = dir, KindMaster, testCluster, store
+	cfg.Poll, cfg.SnapshotPoll = 50*time.Millisecond, 50*time.Millisecond
+	return cfg, store
+}
+
+// putMetadata writes, at path, a real metadata file of inodes files made by mfsmaster, and
+// returns its version (inodes + 2).
+func putMetadata(t *testing.T, path string, inodes int) uint64 {
+	t.Helper()
+	src, version := mfstest.MakeMetadata(t, t.TempDir(), 99, inodes)
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, string(b))
+	return version
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -121,21 +133,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestCleanStopHoleIsBridged(t *testing.T) {
 	ctx := context.Background()
 	n := startNATS(t)
-	store, err := snapshot.Open(ctx, n.js, testCluster, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := masterDir(t)
-	src, version := mfstest.MakeMetadata(t, t.TempDir(), 99, 28)
-	if version != 30 {
+	if version := putMetadata(t, filepath.Join(dir, "metadata.mfs"), 28); version != 30 {
 		t.Fatalf("made version %d, want 30", version)
 	}
-	b, _ := os.ReadFile(src)
-	writeFile(t, filepath.Join(dir, "metadata.mfs"), string(b))
 	writeFile(t, logPath(dir, 0), lines(1, 28)+lines(30, 40))
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots = dir, KindMaster, testCluster, store
-	cfg.Poll, cfg.SnapshotPoll, cfg.MaxBatchBytes = 50*time.Millisecond, 50*time.Millisecond, 16<<10
+	cfg, store := snapshotConfig(t, n, dir)
+	cfg.MaxBatchBytes = 16 << 10
 	r := startConfigured(t, n, cfg)
 	waitShipped(t, r, 1, 40)
 	checkStream(t, n, map[uint64]string{1: lines(1, 28) + lines(30, 40)})
@@ -168,10 +172,6 @@ func TestCleanStopHoleIsBridged(t *testing.T) {
 func TestForkedTimelineGetsItsBaseSnapshot(t *testing.T) {
 	ctx := context.Background()
 	n := startNATS(t)
-	store, err := snapshot.Open(ctx, n.js, testCluster, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	old := masterDir(t)
 	writeFile(t, logPath(old, 0), lines(1, 1000))
 	r := startShipper(t, n, old, KindMaster)
@@ -180,12 +180,8 @@ func TestForkedTimelineGetsItsBaseSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := masterDir(t)
-	src, version := mfstest.MakeMetadata(t, t.TempDir(), 99, 498)
-	b, _ := os.ReadFile(src)
-	writeFile(t, filepath.Join(dir, "metadata.mfs.back"), string(b))
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots = dir, KindMaster, testCluster, store
-	cfg.Poll, cfg.SnapshotPoll = 50*time.Millisecond, 50*time.Millisecond
+	version := putMetadata(t, filepath.Join(dir, "metadata.mfs.back"), 498)
+	cfg, store := snapshotConfig(t, n, dir)
 	r = startConfigured(t, n, cfg)
 	time.Sleep(200 * time.Millisecond)
 	writeFile(t, logPath(dir, 0), linesAt(version, version+10, 1800000000)) // its first changes
