@@ -185,31 +185,43 @@ func streamLines(ctx context.Context, js jetstream.JetStream, cluster string, p 
 			}
 			return res, fmt.Errorf("restore: %w: versions %d..%d are missing (stream message %d starts at %d)", ErrGap, next, info.FirstVersion-1, m.Sequence, info.FirstVersion)
 		}
+		// Only the last line's hash is wanted: take it once per batch, while body is valid.
+		var last []byte
+		settle := func() {
+			if last != nil {
+				res.LastHash = stream.LineHash(last)
+			}
+		}
 		for len(body) > 0 && next <= p.To {
 			i := bytes.IndexByte(body, '\n')
 			line := body[:i]
 			body = body[i+1:]
 			v, ts, err := changelog.ParseVersion(line)
 			if err != nil {
+				settle()
 				return res, fmt.Errorf("restore: stream message %d: %w", m.Sequence, err)
 			}
 			if v < next {
 				continue
 			}
 			if v != next {
+				settle()
 				return res, fmt.Errorf("restore: %w: stream message %d holds version %d where %d was expected", ErrGap, m.Sequence, v, next)
 			}
 			if limit >= 0 && int64(ts) > limit {
+				settle()
 				return res, nil
 			}
 			if _, err := w.Write(line[:len(line)+1]); err != nil { // the line and its '\n'
+				settle()
 				return res, fmt.Errorf("restore: write: %w", err)
 			}
 			res.Lines++
 			res.LastLine, res.LastTime = v, int64(ts)
-			res.LastHash = stream.LineHash(line)
+			last = line
 			next++
 		}
+		settle()
 	}
 	return res, nil
 }
