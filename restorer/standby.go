@@ -138,7 +138,10 @@ func (s *Standby) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); s.loop(ctx, "follow", s.follow) }()
-	go func() { defer wg.Done(); s.loop(ctx, "fold", s.fold) }()
+	go func() {
+		defer wg.Done()
+		s.loop(ctx, "fold", func(ctx context.Context) error { return s.fold(ctx, false) })
+	}()
 	wg.Wait()
 	return nil
 }
@@ -272,9 +275,10 @@ func (s *Standby) Local() uint64 {
 	return s.local - 1
 }
 
-// fold folds the pending lines into the materialized metadata when there is reason to, or
-// resynchronizes from the newest snapshot when the position is no longer usable.
-func (s *Standby) fold(ctx context.Context) error {
+// fold folds the pending lines into the materialized metadata when there is reason to (always
+// when force is set), or resynchronizes from the newest snapshot when the position is no
+// longer usable.
+func (s *Standby) fold(ctx context.Context, force bool) error {
 	tl := s.newest.Load()
 	if tl == nil {
 		return nil
@@ -303,7 +307,7 @@ func (s *Standby) fold(ctx context.Context) error {
 		local := s.local
 		s.mu.Unlock()
 		waiting := int64(local) - int64(pos.Version)
-		if waiting <= 0 || (waiting < int64(s.cfg.FoldLines) && time.Since(s.lastFold) < s.cfg.FoldEvery) {
+		if waiting <= 0 || (!force && waiting < int64(s.cfg.FoldLines) && time.Since(s.lastFold) < s.cfg.FoldEvery) {
 			return nil
 		}
 		plan = Plan{Timeline: *tl, BaseFile: filepath.Join(s.cfg.Dir, "metadata.mfs"), LinesFile: s.pendingPath(), From: pos.Version, To: local - 1}
