@@ -1,0 +1,244 @@
+package failover
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+// Keys of the lease bucket.
+const (
+	leaseKey      = "master"
+	switchoverKey = "switchover"
+	nodeKeyPrefix = "node."
+)
+
+// Lease states.
+const (
+	StatePromoting = "promoting" // the holder is preparing its master
+	StateMaster    = "master"    // the holder's master serves
+	StateReleased  = "released"  // nobody holds it; To, when set, is the only node that may take it
+)
+
+// LeaseRecord is the value of the lease key.
+type LeaseRecord struct {
+	Holder string    `json:"holder,omitempty"`
+	Addr   string    `json:"addr,omitempty"`
+	State  string    `json:"state"`
+	Epoch  uint64    `json:"epoch,omitempty"` // revision of the write that took the lease: the fencing epoch
+	Since  time.Time `json:"since"`
+	// Released only: the last version the holder's shipper had acknowledged (its master was
+	// stopped first), and the node it was handed to in a switchover.
+	Final  uint64 `json:"final,omitempty"`
+	To     string `json:"to,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// NodeStatus is what each node says about itself, refreshed every RenewEvery; it expires
+// with the bucket's TTL when the node stops saying it.
+type NodeStatus struct {
+	Name         string    `json:"name"`
+	Addr         string    `json:"addr,omitempty"`
+	Role         string    `json:"role"`
+	Epoch        uint64    `json:"epoch,omitempty"`
+	Version      uint64    `json:"version"`                // master: its metadata version; standby: the next line it lacks
+	Materialized uint64    `json:"materialized,omitempty"` // standby: version of its metadata.mfs
+	Timeline     uint64    `json:"timeline,omitempty"`
+	Updated      time.Time `json:"updated"`
+}
+
+// SwitchoverRequest asks the holder of epoch Epoch to hand the lease to To.
+type SwitchoverRequest struct {
+	To        string    `json:"to"`
+	Epoch     uint64    `json:"epoch"`
+	Requested time.Time `json:"requested"`
+}
+
+// Errors of the lease; match with errors.Is.
+var (
+	ErrLeaseHeld = errors.New("the lease is held by another node")
+	ErrLeaseLost = errors.New("the lease was lost")
+)
+
+// Lease is the cluster's failover lease in a NATS KV bucket whose TTL is the lease's: a value
+// not rewritten within the TTL disappears (a per-key TTL would be lost on update in nats.go).
+// Taking it is a create (or a compare-and-swap on a released record); renewing it is a
+// compare-and-swap on the revision; the revision that took it is the fencing epoch. Safe for
+// concurrent use.
+type Lease struct {
+	kv  jetstream.KeyValue
+	ttl time.Duration
+}
+
+// OpenLease creates or updates the cluster's lease bucket with the given TTL and replicas.
+func OpenLease(ctx context.Context, js jetstream.JetStream, cluster string, ttl time.Duration, replicas int) (*Lease, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      stream.LeaseBucket(cluster),
+		Description: "mfsha failover lease of MooseFS cluster " + cluster,
+		TTL:         ttl,
+		History:     1,
+		Replicas:    replicas,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lease bucket %s: %w", stream.LeaseBucket(cluster), err)
+	}
+	return &Lease{kv: kv, ttl: ttl}, nil
+}
+
+// OpenLeaseReadOnly opens an existing lease bucket (for status and switchover); it returns an
+// error wrapping jetstream.ErrBucketNotFound when no node has created it yet.
+func OpenLeaseReadOnly(ctx context.Context, js jetstream.JetStream, cluster string) (*Lease, error) {
+	kv, err := js.KeyValue(ctx, stream.LeaseBucket(cluster))
+	if err != nil {
+		return nil, fmt.Errorf("lease bucket %s: %w", stream.LeaseBucket(cluster), err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lease bucket %s: %w", stream.LeaseBucket(cluster), err)
+	}
+	return &Lease{kv: kv, ttl: st.TTL()}, nil
+}
+
+// StreamName is the JetStream stream behind the bucket (its Raft group holds the lease).
+func (l *Lease) StreamName() string { return "KV_" + l.kv.Bucket() }
+
+// Read returns the lease record and its revision; rev 0 (and a zero record) when the key does
+// not exist: nobody holds it.
+func (l *Lease) Read(ctx context.Context) (LeaseRecord, uint64, error) {
+	e, err := l.kv.Get(ctx, leaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return LeaseRecord{}, 0, nil
+	}
+	if err != nil {
+		return LeaseRecord{}, 0, fmt.Errorf("read the lease: %w", err)
+	}
+	var r LeaseRecord
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return LeaseRecord{}, 0, fmt.Errorf("lease record at revision %d: %w", e.Revision(), err)
+	}
+	return r, e.Revision(), nil
+}
+
+// Free reports whether node may take the lease as read: nobody holds it, or it was released
+// to anyone or to node.
+func Free(r LeaseRecord, rev uint64, node string) bool {
+	return rev == 0 || (r.State == StateReleased && (r.To == "" || r.To == node))
+}
+
+// Acquire takes the lease for rec.Holder: by create when rev is 0, else by compare-and-swap on
+// a released record of revision rev. It returns the new revision, the fencing epoch, written
+// into the record. ErrLeaseHeld when another node was faster.
+func (l *Lease) Acquire(ctx context.Context, rec LeaseRecord, rev uint64) (uint64, error) {
+	b, _ := json.Marshal(rec)
+	var err error
+	if rev == 0 {
+		rev, err = l.kv.Create(ctx, leaseKey, b)
+	} else {
+		rev, err = l.kv.Update(ctx, leaseKey, b, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, ErrLeaseHeld
+	}
+	if err != nil {
+		return 0, fmt.Errorf("take the lease: %w", err)
+	}
+	rec.Epoch = rev
+	return l.Renew(ctx, rec, rev)
+}
+
+// Renew rewrites rec if the lease is still at revision rev, restarting its TTL, and returns
+// the new revision. ErrLeaseLost when it is not (expired, or taken).
+func (l *Lease) Renew(ctx context.Context, rec LeaseRecord, rev uint64) (uint64, error) {
+	b, _ := json.Marshal(rec)
+	next, err := l.kv.Update(ctx, leaseKey, b, rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, fmt.Errorf("renew the lease at revision %d: %w", rev, ErrLeaseLost)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("renew the lease at revision %d: %w", rev, err)
+	}
+	return next, nil
+}
+
+// Release marks the lease released (rec.State is set), if it is still at revision rev.
+func (l *Lease) Release(ctx context.Context, rec LeaseRecord, rev uint64) error {
+	rec.State = StateReleased
+	_, err := l.Renew(ctx, rec, rev)
+	return err
+}
+
+// PutNode publishes a node's status.
+func (l *Lease) PutNode(ctx context.Context, s NodeStatus) error {
+	b, _ := json.Marshal(s)
+	if _, err := l.kv.Put(ctx, nodeKeyPrefix+s.Name, b); err != nil {
+		return fmt.Errorf("publish the status of node %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// Nodes returns the status of every node that said it within the TTL, by name.
+func (l *Lease) Nodes(ctx context.Context) ([]NodeStatus, error) {
+	keys, err := l.kv.ListKeysFiltered(ctx, nodeKeyPrefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	var out []NodeStatus
+	for k := range keys.Keys() {
+		e, err := l.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // expired meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", strings.TrimPrefix(k, nodeKeyPrefix), err)
+		}
+		var s NodeStatus
+		if err := json.Unmarshal(e.Value(), &s); err != nil {
+			return nil, fmt.Errorf("node %s: %w", strings.TrimPrefix(k, nodeKeyPrefix), err)
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// RequestSwitchover asks the holder of epoch to hand the lease to node to.
+func (l *Lease) RequestSwitchover(ctx context.Context, to string, epoch uint64) error {
+	b, _ := json.Marshal(SwitchoverRequest{To: to, Epoch: epoch, Requested: time.Now().UTC()})
+	if _, err := l.kv.Put(ctx, switchoverKey, b); err != nil {
+		return fmt.Errorf("request a switchover: %w", err)
+	}
+	return nil
+}
+
+// Switchover returns the pending switchover request, if any (ok false when none).
+func (l *Lease) Switchover(ctx context.Context) (SwitchoverRequest, bool, error) {
+	e, err := l.kv.Get(ctx, switchoverKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return SwitchoverRequest{}, false, nil
+	}
+	if err != nil {
+		return SwitchoverRequest{}, false, fmt.Errorf("read the switchover request: %w", err)
+	}
+	var r SwitchoverRequest
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return SwitchoverRequest{}, false, fmt.Errorf("switchover request: %w", err)
+	}
+	return r, true, nil
+}
+
+// ClearSwitchover deletes the switchover request.
+func (l *Lease) ClearSwitchover(ctx context.Context) error {
+	if err := l.kv.Delete(ctx, switchoverKey); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("clear the switchover request: %w", err)
+	}
+	return nil
+}
