@@ -34,7 +34,8 @@ var commands = []struct {
 	{"nats", "run one node of the NATS JetStream cluster that mfsha uses (the server it embeds)", func() command { return &natsCommand{} }},
 	{"restore", "rebuild metadata.mfs as of a time or version from snapshots and the changelog stream", func() command { return &restoreCommand{} }},
 	{"standby", "keep a metadata.mfs materialized from the stream, ready for a promotion", func() command { return &standbyCommand{} }},
-	{"status", "show the stream's range of versions, timelines and snapshots", func() command { return &statusCommand{} }},
+	{"status", "show the lease, the nodes, the stream's timelines and snapshots", func() command { return &statusCommand{} }},
+	{"switchover", "hand the master role to a standby, with nothing lost", func() command { return &switchoverCommand{} }},
 }
 
 func usage() {

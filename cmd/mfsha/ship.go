@@ -10,8 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mfsha/mfsha/failover"
 	"github.com/mfsha/mfsha/internal/config"
 	"github.com/mfsha/mfsha/internal/snapshot"
+	"github.com/mfsha/mfsha/restorer"
 	"github.com/mfsha/mfsha/shipper"
 )
 
@@ -25,6 +27,8 @@ type shipCommand struct {
 	state    string
 	metrics  string
 	cfg      shipper.Config
+	fo       failoverSettings
+	standby  restorer.StandbyConfig
 
 	noSnapshots bool
 }
@@ -35,6 +39,12 @@ Publishes every changelog line of a MooseFS master (changelog.N.mfs) or metalogg
 (changelog_ml.N.mfs) data directory to NATS JetStream, in order, with no gap and no duplicate,
 and uploads every new metadata snapshot. It resumes from the last line the stream acknowledged.
 Without --nats it runs an embedded JetStream server that standbys on other hosts connect to.
+
+With --vip it is also the failover node of the master's host: it takes the lease in NATS if
+its master's files hold every line the stream has, then runs mfsmaster itself (stop it in
+systemd), holds the VIP and ships; when the master fails or the lease cannot be renewed it
+fences itself and stands by, keeping metadata materialized in STANDBY_PATH like
+` + "`mfsha standby`" + `, until the lease comes back to it.
 
 Exit status: 0 stopped by a signal; 1 error; 2 bad flags or settings; 3 changelog gap (the
 lines the stream needs next are in no file: nothing is skipped, see the log); 4 another writer
@@ -56,9 +66,17 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "re-check the files this `often` even without a file event")
 	s.Duration(&c.cfg.Retention, "retention", "RETENTION", def.Retention, "keep snapshots, and the lines to roll them forward, this `long` (0: keep everything)")
 	s.Bool(&c.noSnapshots, "no-snapshots", "NO_SNAPSHOTS", false, "ship changelog lines only; upload no snapshot (retention then never purges)")
+	c.fo.bind(s, "/var/lib/mfsha")
+	sdef := restorer.DefaultStandbyConfig()
+	s.String(&c.standby.Dir, "standby-data", "STANDBY_PATH", "/var/lib/mfsha/standby", "failover: `directory` of the metadata materialized while standing by")
+	s.String(&c.standby.MetaloggerDir, "metalogger", "METALOGGER_PATH", "", "failover: a local mfsmetalogger's DATA_PATH (`directory`), merged in while standing by")
+	c.standby.FoldLines, c.standby.FoldEvery, c.standby.Poll = sdef.FoldLines, sdef.FoldEvery, sdef.Poll
 	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {
 		return err
+	}
+	if c.fo.enabled() {
+		return c.runNode(ctx, log)
 	}
 	kind, err := shipper.ParseKind(c.kind)
 	if err != nil {
@@ -110,6 +128,48 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 		return codedError{err, exitFenced}
 	}
 	return err
+}
+
+// runNode runs ship as a failover node that starts as the master.
+func (c *shipCommand) runNode(ctx context.Context, log *slog.Logger) error {
+	master, err := c.fo.validate(c.nats.cluster, log)
+	if err != nil {
+		return usageError{err}
+	}
+	if len(c.nats.conn.URLs) == 0 && len(c.embedded.opts.Routes) == 0 {
+		return usageError{fmt.Errorf("VIP is set but NATS_URL and NATS_ROUTES are not: the lease would live in a NATS server on the master's own host and die with it; use a NATS cluster")}
+	}
+	if c.data != master.DataPath() {
+		return usageError{fmt.Errorf("DATA_PATH = %s but MFSMASTER_CONFIG %s has DATA_PATH = %s: with failover they must be the same", c.data, c.fo.masterCfg, master.DataPath())}
+	}
+	host, _ := os.Hostname()
+	c.cfg.DataDir, c.cfg.Kind, c.cfg.Cluster, c.cfg.Source = c.data, shipper.KindMaster, c.nats.cluster, host
+	if err := c.cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	c.standby.Cluster = c.nats.cluster
+	if err := c.standby.Validate(); err != nil {
+		return usageError{err}
+	}
+	reg := prometheus.NewRegistry()
+	if err := serveMetrics(ctx, c.metrics, reg, log); err != nil {
+		return err
+	}
+	conn, err := connect(ctx, c.nats, &c.embedded, c.state, "mfsha ship "+c.fo.cfg.Name, 0, log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	store, err := openSnapshots(ctx, conn, c.nats.cluster, c.cfg.Replicas, log)
+	if err != nil {
+		return err
+	}
+	if !c.noSnapshots {
+		c.cfg.Snapshots = store
+	} else {
+		c.cfg.Retention = 0
+	}
+	return runNode(ctx, failover.RoleMaster, &c.fo, master, nodeParts{conn: conn, store: store, ship: c.cfg, standby: c.standby, replicas: c.cfg.Replicas, reg: reg, log: log})
 }
 
 // openSnapshots opens the snapshot bucket, retrying while NATS is not ready for it (a cluster

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mfsha/mfsha/failover"
 	"github.com/mfsha/mfsha/internal/config"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/restorer"
+	"github.com/mfsha/mfsha/shipper"
 )
 
 // standbyCommand is `mfsha standby`.
@@ -17,6 +20,11 @@ type standbyCommand struct {
 	logs    logSettings
 	metrics string
 	cfg     restorer.StandbyConfig
+	fo      failoverSettings
+	state   string
+	ship    shipper.Config
+
+	noSnapshots bool
 }
 
 const standbyUsage = `Usage: mfsha standby --data DIR [--nats URL] [--cluster NAME] [flags]
@@ -28,7 +36,11 @@ to replay. With --metalogger, the lines a local mfsmetalogger has beyond the str
 merged in, so the standby is as current as the better of the two paths (and stays current
 while NATS is unreachable). Every result's version is checked before it replaces the last good one. Its
 position survives restarts (DIR/standby.state); if it fell out of retention, or the stream
-moved to a new timeline, it resynchronizes from the newest snapshot and says so.`
+moved to a new timeline, it resynchronizes from the newest snapshot and says so.
+
+With --vip it is also a failover node: when the lease in NATS is free (the master failed, or
+handed it over) it takes it, folds the last lines, moves the metadata into mfsmaster's
+DATA_PATH, claims the VIP, starts mfsmaster and ships its changelog like ` + "`mfsha ship`" + `.`
 
 func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	s := config.New("standby", standbyUsage)
@@ -41,11 +53,21 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "look at the stream this `often`")
 	s.String(&c.cfg.MetaloggerDir, "metalogger", "METALOGGER_PATH", "", "a local mfsmetalogger's DATA_PATH (`directory`): its lines beyond the stream's are merged in")
 	s.String(&c.metrics, "metrics", "METRICS_LISTEN", ":9481", "Prometheus metrics `address`; empty disables")
+	c.fo.bind(s, "/var/lib/mfsha")
+	shipDef := shipper.DefaultConfig()
+	c.ship = shipDef
+	s.String(&c.state, "state", "STATE_PATH", "/var/lib/mfsha", "failover: mfsha's state `directory`")
+	s.Int(&c.ship.Replicas, "replicas", "REPLICAS", shipDef.Replicas, "failover: stream and bucket `replicas` (3 in a three-node NATS cluster)")
+	s.Duration(&c.ship.Retention, "retention", "RETENTION", shipDef.Retention, "failover: when master, keep snapshots and their lines this `long`")
+	s.Bool(&c.noSnapshots, "no-snapshots", "NO_SNAPSHOTS", false, "failover: when master, ship changelog lines only")
 	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {
 		return err
 	}
 	c.cfg.Cluster = c.nats.cluster
+	if c.fo.enabled() {
+		return c.runNode(ctx, log)
+	}
 	if err := c.cfg.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -70,4 +92,39 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	}
 	log.Info("standby", "data", c.cfg.Dir, "cluster", c.nats.cluster, "materialized", sb.Materialized())
 	return sb.Run(ctx)
+}
+
+// runNode runs standby as a failover node that starts as a standby.
+func (c *standbyCommand) runNode(ctx context.Context, log *slog.Logger) error {
+	master, err := c.fo.validate(c.nats.cluster, log)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := c.cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	host, _ := os.Hostname()
+	c.ship.Cluster, c.ship.Source, c.ship.DataDir, c.ship.Kind = c.nats.cluster, host, master.DataPath(), shipper.KindMaster
+	if err := c.ship.Validate(); err != nil {
+		return usageError{err}
+	}
+	reg := prometheus.NewRegistry()
+	if err := serveMetrics(ctx, c.metrics, reg, log); err != nil {
+		return err
+	}
+	conn, err := connect(ctx, c.nats, nil, "", "mfsha standby "+c.fo.cfg.Name, 0, log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	store, err := openSnapshots(ctx, conn, c.nats.cluster, c.ship.Replicas, log)
+	if err != nil {
+		return err
+	}
+	if !c.noSnapshots {
+		c.ship.Snapshots = store
+	} else {
+		c.ship.Retention = 0
+	}
+	return runNode(ctx, failover.RoleStandby, &c.fo, master, nodeParts{conn: conn, store: store, ship: c.ship, standby: c.cfg, replicas: c.ship.Replicas, reg: reg, log: log})
 }

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mfsha/mfsha/failover"
 	"github.com/mfsha/mfsha/internal/config"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
@@ -21,8 +25,9 @@ type statusCommand struct {
 
 const statusUsage = `Usage: mfsha status [--nats URL] [--cluster NAME]
 
-Prints what the cluster's stream holds: each timeline with its first and last version and
-time, and the snapshots. Without --nats it asks the local embedded server (nats://127.0.0.1:4222).`
+Prints the failover lease (holder, epoch, state) and each node's role and lag, when the
+cluster runs failover nodes; then what the cluster's stream holds: each timeline with its
+first and last version and time, and the snapshots. Without --nats it asks the local embedded server (nats://127.0.0.1:4222).`
 
 func (c *statusCommand) Run(ctx context.Context, args []string) error {
 	s := config.New("status", statusUsage)
@@ -39,6 +44,9 @@ func (c *statusCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
+	if err := printLease(ctx, os.Stdout, conn, c.nats.cluster); err != nil {
+		return err
+	}
 	h, err := readHistory(ctx, conn, c.nats.cluster)
 	if err != nil {
 		return err
@@ -67,6 +75,56 @@ func readHistory(ctx context.Context, conn *connection, cluster string) (history
 	}
 	h.snaps, err = h.store.List(ctx)
 	return h, err
+}
+
+// printLease prints the lease and the nodes, or that the cluster runs no failover.
+func printLease(ctx context.Context, w io.Writer, conn *connection, cluster string) error {
+	lease, err := failover.OpenLeaseReadOnly(ctx, conn.js, cluster)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		fmt.Fprintf(w, "failover: not running (no lease bucket %s)\n\n", stream.LeaseBucket(cluster))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rec, rev, err := lease.Read(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case rev == 0:
+		fmt.Fprintf(w, "lease: FREE (no master holds it)\n")
+	case rec.State == failover.StateReleased:
+		to := "any standby"
+		if rec.To != "" {
+			to = rec.To
+		}
+		fmt.Fprintf(w, "lease: released by %s at %s (%s), for %s; final version %d\n", rec.Holder, rec.Since.Format(time.RFC3339), rec.Reason, to, rec.Final)
+	default:
+		fmt.Fprintf(w, "lease: held by %s (%s), epoch %d, %s since %s\n", rec.Holder, rec.Addr, rec.Epoch, rec.State, rec.Since.Format(time.RFC3339))
+	}
+	nodes, err := lease.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	var masterVersion uint64
+	for _, n := range nodes {
+		if n.Role == string(failover.RoleMaster) && n.Name == rec.Holder {
+			masterVersion = n.Version
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nNODE\tADDRESS\tROLE\tNEXT VERSION\tMATERIALIZED\tLAG (LINES)\tSEEN")
+	for _, n := range nodes {
+		lag := "-"
+		if n.Role == string(failover.RoleStandby) && masterVersion > 0 {
+			lag = fmt.Sprint(int64(masterVersion) - int64(n.Version))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s ago\n", n.Name, n.Addr, n.Role, n.Version, n.Materialized, lag, time.Since(n.Updated).Round(100*time.Millisecond))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	return nil
 }
 
 func printTimelines(w io.Writer, cluster string, tls []stream.Timeline) {

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mfsha/mfsha/failover"
+	"github.com/mfsha/mfsha/internal/config"
+	"github.com/mfsha/mfsha/internal/snapshot"
+	"github.com/mfsha/mfsha/restorer"
+	"github.com/mfsha/mfsha/shipper"
+)
+
+// failoverSettings turn `mfsha ship` and `mfsha standby` into the two starting roles of one
+// failover node (when VIP is set): the node then holds or takes the lease, runs mfsmaster,
+// holds the VIP and ships, or stands by, as the lease dictates.
+type failoverSettings struct {
+	cfg       failover.Config
+	vip       string
+	masterCfg string
+	masterBin string
+}
+
+func (f *failoverSettings) bind(s *config.Set, state string) {
+	def := failover.DefaultConfig()
+	host, _ := os.Hostname()
+	s.String(&f.vip, "vip", "VIP", "", "failover: the master's virtual `address/prefix` (e.g. 10.0.0.100/24); empty: no failover")
+	s.String(&f.cfg.Interface, "interface", "INTERFACE", def.Interface, "failover: network `interface` that carries the VIP")
+	s.String(&f.cfg.Name, "name", "NODE_NAME", host, "failover: this node's `name`, unique in the cluster")
+	s.String(&f.cfg.Addr, "node-addr", "NODE_ADDR", "", "failover: this node's `address`, shown by status (default: the host name)")
+	s.String(&f.masterCfg, "mfsmaster-config", "MFSMASTER_CONFIG", "/etc/mfs/mfsmaster.cfg", "failover: mfsmaster's config `file` (its DATA_PATH is the master's)")
+	s.String(&f.masterBin, "mfsmaster", "MFSMASTER_BIN", "mfsmaster", "failover: the mfsmaster `binary`")
+	s.Duration(&f.cfg.LeaseTTL, "lease-ttl", "LEASE_TTL", def.LeaseTTL, "failover: the lease expires this `long` after its last renewal")
+	s.Duration(&f.cfg.RenewEvery, "renew-every", "RENEW_EVERY", def.RenewEvery, "failover: the master renews the lease this `often`")
+	s.Duration(&f.cfg.RenewTimeout, "renew-timeout", "RENEW_TIMEOUT", def.RenewTimeout, "failover: each renewal attempt gets this `long`")
+	s.Duration(&f.cfg.MasterStopTimeout, "master-stop-timeout", "MASTER_STOP_TIMEOUT", def.MasterStopTimeout, "failover: a clean stop of mfsmaster gets this `long`, then SIGKILL")
+	s.Duration(&f.cfg.CheckEvery, "check-every", "CHECK_EVERY", def.CheckEvery, "failover: health-check the master this `often`")
+	s.Duration(&f.cfg.CheckTimeout, "check-timeout", "CHECK_TIMEOUT", def.CheckTimeout, "failover: each health check gets this `long`")
+	s.Int(&f.cfg.CheckFailures, "check-failures", "CHECK_FAILURES", def.CheckFailures, "failover: this many failed checks in a row mean the master is down")
+	s.Duration(&f.cfg.DrainTimeout, "drain-timeout", "DRAIN_TIMEOUT", def.DrainTimeout, "failover: a failed master ships what its files hold for at most this `long`")
+	s.Duration(&f.cfg.StartGrace, "start-grace", "START_GRACE", def.StartGrace, "failover: a standby just started does not take a free lease before this `long`")
+	s.String(&f.cfg.ArchiveDir, "archive", "ARCHIVE_PATH", filepath.Join(state, "archive"), "failover: `directory` for a master's files superseded at a failover")
+	s.String(&f.cfg.LocalNATSServer, "nats-local-server", "NATS_LOCAL_SERVER", "", "failover: `name` of the NATS server on this host, kept from leading the lease")
+}
+
+func (f *failoverSettings) enabled() bool { return f.vip != "" }
+
+// validate checks the settings and reads mfsmaster's config; it returns the master.
+func (f *failoverSettings) validate(cluster string, log *slog.Logger) (*failover.Master, error) {
+	p, err := netip.ParsePrefix(f.vip)
+	if err != nil {
+		return nil, fmt.Errorf("VIP = %q: want an IPv4 address with its prefix length, e.g. 10.0.0.100/24", f.vip)
+	}
+	f.cfg.VIP, f.cfg.Cluster = p, cluster
+	def := failover.DefaultConfig()
+	f.cfg.Announce, f.cfg.Burst = def.Announce, def.Burst
+	if err := f.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := failover.NewMaster(failover.MasterConfig{Bin: f.masterBin, Config: f.masterCfg, StopTimeout: f.cfg.MasterStopTimeout}, log)
+	if err != nil {
+		return nil, fmt.Errorf("MFSMASTER_CONFIG: %w", err)
+	}
+	return m, nil
+}
+
+// nodeParts is everything a failover node runs, set up by ship or standby.
+type nodeParts struct {
+	conn     *connection
+	store    *snapshot.Store
+	ship     shipper.Config
+	standby  restorer.StandbyConfig
+	replicas int
+	reg      *prometheus.Registry
+	log      *slog.Logger
+}
+
+// runNode runs the failover node until ctx ends.
+func runNode(ctx context.Context, start failover.Role, f *failoverSettings, master *failover.Master, p nodeParts) error {
+	vip, err := failover.NewVIP(f.cfg.VIP, f.cfg.Interface)
+	if err != nil {
+		return usageError{err}
+	}
+	var lease *failover.Lease
+	for {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		lease, err = failover.OpenLease(lctx, p.conn.js, f.cfg.Cluster, f.cfg.LeaseTTL, p.replicas)
+		cancel()
+		if err == nil {
+			break
+		}
+		p.log.Warn("lease bucket not ready; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	shipMetrics := shipper.NewMetrics(p.reg)
+	sbMetrics := restorer.NewStandbyMetrics(p.reg)
+	d := failover.Deps{
+		Lease:   lease,
+		Master:  master,
+		VIP:     vip,
+		History: failover.StreamHistory{JS: p.conn.js, Cluster: f.cfg.Cluster},
+		NewShipper: func(epoch func() uint64) (failover.Shipper, error) {
+			cfg := p.ship
+			cfg.DataDir, cfg.Kind, cfg.Epoch = master.DataPath(), shipper.KindMaster, epoch
+			return shipper.New(cfg, p.conn.js, p.log, shipMetrics)
+		},
+		NewStandby: func() (failover.Standby, error) {
+			return restorer.NewStandby(p.standby, p.conn.js, p.store, p.log, sbMetrics)
+		},
+		Log:     p.log,
+		Metrics: failover.NewMetrics(p.reg),
+	}
+	if f.cfg.LocalNATSServer != "" {
+		d.Placement = failover.KeepLeaderOff(p.conn.nc, p.conn.js, lease, f.cfg.LocalNATSServer, p.log)
+	}
+	n, err := failover.New(f.cfg, d)
+	if err != nil {
+		return usageError{err}
+	}
+	p.log.Info("failover node", "name", f.cfg.Name, "starts_as", start, "vip", vip.String(), "master_data", master.DataPath(),
+		"lease_ttl", f.cfg.LeaseTTL, "standby_data", p.standby.Dir)
+	return n.Run(ctx, start)
+}

@@ -1,0 +1,135 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mfsha/mfsha/shipper"
+)
+
+// archiveLocal moves the MooseFS files of this host's master DATA_PATH aside when the node
+// stands by: they belong to an old term, and a master must never start on them or mix them
+// with the stream's history. When they hold lines the stream does not (the master died before
+// shipping them, or they diverged from the history the stream kept), it says so loudly; they
+// are never shipped.
+func (n *Node) archiveLocal(ctx context.Context) error {
+	dir := n.d.Master.DataPath()
+	last, hash, found, err := shipper.LastLine(dir, shipper.KindMaster)
+	if err != nil {
+		return err
+	}
+	detail := ""
+	if found {
+		tl, ok, err := n.d.History.Newest(ctx)
+		switch {
+		case err != nil:
+			return fmt.Errorf("compare %s with the stream: %w", dir, err)
+		case !ok:
+			detail = fmt.Sprintf("versions up to %d, and the stream holds nothing", last)
+		case last > tl.LastVersion:
+			detail = fmt.Sprintf("versions %d to %d, beyond the stream's last line %d (timeline %d)", tl.LastVersion+1, last, tl.LastVersion, tl.Timeline)
+		case last >= tl.FirstVersion:
+			h, err := n.d.History.LineHash(ctx, tl, last)
+			if err != nil {
+				return fmt.Errorf("compare %s with the stream: %w", dir, err)
+			}
+			if h != hash {
+				detail = fmt.Sprintf("line %d differs from the stream's (timeline %d): another history", last, tl.Timeline)
+			}
+		}
+	}
+	return n.archiveFiles(dir, "standby", detail)
+}
+
+// archiveFiles moves dir's metadata* and changelog* files to ARCHIVE_PATH/TIME-why/. detail,
+// when set, says which versions the stream lacks.
+func (n *Node) archiveFiles(dir, why, detail string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && (strings.HasPrefix(e.Name(), "metadata") || strings.HasPrefix(e.Name(), "changelog")) {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	if detail != "" {
+		why = "unshipped"
+	}
+	dest := filepath.Join(n.cfg.ArchiveDir, time.Now().UTC().Format("20060102T150405.000Z")+"-"+why)
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return fmt.Errorf("archive %s: %w", dir, err)
+	}
+	for _, name := range names {
+		if err := move(filepath.Join(dir, name), filepath.Join(dest, name)); err != nil {
+			return fmt.Errorf("archive %s: %w", dir, err)
+		}
+	}
+	for _, d := range []string{dest, dir} {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	if detail != "" {
+		n.log.Warn("the local master's files hold "+detail+"; they are archived, never shipped nor mixed in", "archive", dest, "files", len(names))
+		n.m.Archived.Inc()
+	} else {
+		n.log.Info("the local master's files are superseded by the stream; archived", "archive", dest, "files", len(names))
+	}
+	return nil
+}
+
+// move renames src to dst, copying (and syncing) when they are on different file systems.
+func move(src, dst string) error {
+	err := os.Rename(src, dst)
+	if !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Remove(src)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

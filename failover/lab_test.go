@@ -1,0 +1,249 @@
+package failover_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mfsha/mfsha/deploy/lab"
+	"github.com/mfsha/mfsha/deploy/lab/ha"
+	"github.com/mfsha/mfsha/failover"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// mfshaBin builds the mfsha binary once per test process.
+func mfshaBin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mfsha-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "mfsha")
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			goBin = "/usr/local/go/bin/go"
+		}
+		if out, err := exec.Command(goBin, "build", "-o", binPath, "github.com/mfsha/mfsha/cmd/mfsha").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build mfsha: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func requireLab(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test builds network namespaces and runs the real MooseFS: it needs root (run `make test` as root)")
+	}
+	for _, b := range []string{"mfsmaster", "mfsmetalogger", "mfschunkserver", "mfsmount", "nsenter"} {
+		if _, err := exec.LookPath(b); err != nil {
+			if _, err2 := os.Stat("/usr/sbin/" + b); err2 != nil {
+				t.Fatalf("%s not found: run `make deps` (Debian's moosefs-* packages)", b)
+			}
+		}
+	}
+}
+
+// cluster is a lab with the failover layout: NATS on n1-n3, a node starting as master on ma
+// and one starting as standby on mb (each with a metalogger), chunkservers on mb and c1, a
+// client on cl.
+type cluster struct {
+	t       *testing.T
+	l       *lab.Lab
+	bin     string
+	name    string
+	urls    []string
+	lease   *failover.Lease
+	closeNC func()
+	mnt     string
+	files   map[string]string
+	vip     *ha.VIPSampler
+}
+
+const leaseTTL = "3s"
+
+// nodeFlags are the timings the tests use: a short TTL so that a power-off is quick to test.
+var nodeFlags = []string{"--lease-ttl", leaseTTL, "--renew-every", "500ms", "--renew-timeout", "250ms",
+	"--master-stop-timeout", "1500ms", "--start-grace", "1s", "--log-level", "debug"}
+
+func newCluster(t *testing.T, suffix string) *cluster {
+	requireLab(t)
+	bin := mfshaBin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	name := fmt.Sprintf("f%s%04x", suffix, os.Getpid()%0x10000)
+	hosts := append(lab.DefaultHosts(), lab.NATSHosts()...)
+	l, err := lab.New(lab.Config{Name: name, Dir: t.TempDir(), Hosts: hosts, StartTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, l: l, bin: bin, name: name, files: map[string]string{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, h := range []string{lab.HostMasterA, lab.HostMasterB} {
+				b, _ := os.ReadFile(ha.NodeLog(l, h))
+				lines := strings.Split(string(b), "\n")
+				if len(lines) > 80 {
+					lines = lines[len(lines)-80:]
+				}
+				t.Logf("---- %s node log (tail) ----\n%s", h, strings.Join(lines, "\n"))
+			}
+		}
+		if keep := os.Getenv("MFSHA_KEEP_LOGS"); keep != "" { // for a look at a passing run's logs
+			for _, h := range l.Hosts() {
+				if b, err := exec.Command("cp", "-r", filepath.Join(l.HostDir(h), "log"), filepath.Join(keep, t.Name()+"-"+h)).CombinedOutput(); err != nil {
+					t.Logf("keep logs: %v %s", err, b)
+				}
+			}
+		}
+		if c.closeNC != nil {
+			c.closeNC()
+		}
+		dctx, dcancel := context.WithTimeout(context.Background(), time.Minute)
+		defer dcancel()
+		if err := l.Down(dctx); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	c.must("up", l.Up(ctx))
+	c.urls, err = l.StartNATS(ctx, bin, lab.HostNATS1, lab.HostNATS2, lab.HostNATS3)
+	c.must("NATS", err)
+	c.must("init ma", l.InitMaster(lab.HostMasterA))
+	c.must("node ma", c.startNode(ctx, lab.HostMasterA, "ship"))
+	c.lease, c.closeNC, err = ha.Lease(ctx, l, lab.HostClient, name, c.urls)
+	c.must("lease", err)
+	_, err = ha.WaitMaster(ctx, c.lease, lab.HostMasterA)
+	c.must("ma master", err)
+	for _, h := range []string{lab.HostMasterA, lab.HostMasterB} {
+		c.must("metalogger "+h, l.StartMetalogger(ctx, h))
+	}
+	c.must("node mb", c.startNode(ctx, lab.HostMasterB, "standby"))
+	for _, h := range []string{lab.HostMasterB, lab.HostChunk} {
+		c.must("chunkserver "+h, l.StartChunkserver(ctx, h))
+	}
+	c.mnt, err = l.Mount(ctx, lab.HostClient)
+	c.must("mount", err)
+	c.vip = ha.SampleVIP(l, 10*time.Millisecond)
+	t.Cleanup(func() { c.checkVIP() })
+	return c
+}
+
+func (c *cluster) startNode(ctx context.Context, host, start string) error {
+	return ha.StartNode(ctx, c.l, ha.NodeSpec{Host: host, Bin: c.bin, Start: start, Cluster: c.name, NATS: c.urls, Extra: nodeFlags})
+}
+
+func (c *cluster) must(what string, err error) {
+	c.t.Helper()
+	if err != nil {
+		c.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// checkVIP stops the sampler: at no sample may two hosts hold the VIP.
+func (c *cluster) checkVIP() {
+	if c.vip == nil {
+		return
+	}
+	hist, n, err := c.vip.Stop()
+	c.vip = nil
+	c.t.Logf("VIP owners over %d samples (every 10 ms): %s", n, strings.Join(hist, "; "))
+	if err != nil {
+		c.t.Error(err)
+	}
+}
+
+// write writes a file through the client's mount and remembers it.
+func (c *cluster) write(ctx context.Context, name string) {
+	c.t.Helper()
+	data := fmt.Sprintf("%s written at %s\n", name, time.Now().Format(time.RFC3339Nano))
+	c.must("write "+name, c.l.WriteFile(ctx, lab.HostClient, name, []byte(data)))
+	c.files[name] = data
+}
+
+// verify reads back every file written so far.
+func (c *cluster) verify(ctx context.Context) {
+	c.t.Helper()
+	for name, want := range c.files {
+		got, err := c.l.ReadFile(ctx, lab.HostClient, name)
+		if err != nil || string(got) != want {
+			c.t.Fatalf("%s after the failover: %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
+
+// caughtUp waits until standby holds every line the master has.
+func (c *cluster) caughtUp(ctx context.Context, standby string) {
+	c.t.Helper()
+	c.must("standby catches up", ha.WaitCaughtUp(ctx, c.lease, standby))
+}
+
+func (c *cluster) waitMaster(ctx context.Context, node string) uint64 {
+	c.t.Helper()
+	e, err := ha.WaitMaster(ctx, c.lease, node)
+	c.must("wait master "+node, err)
+	return e
+}
+
+// TestFailoverKillMasterAndSwitchBack: kill -9 of mfsmaster on ma: ma's node fences and
+// releases the lease at once, mb promotes, and a write issued right after the kill completes;
+// ma's node stands by, and a planned switchover gives the master back to ma with nothing lost.
+func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
+	c := newCluster(t, "k")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	for i := range 5 {
+		c.write(ctx, fmt.Sprintf("before-%d", i))
+	}
+	c.caughtUp(ctx, lab.HostMasterB)
+	epoch1 := c.waitMaster(ctx, lab.HostMasterA)
+
+	killed := time.Now()
+	c.must("kill -9 mfsmaster on ma", c.l.KillProcs(ctx, lab.HostMasterA, "mfsmaster"))
+	c.write(ctx, "after-kill")
+	t.Logf("a write issued right after kill -9 completed %v later", time.Since(killed).Round(10*time.Millisecond))
+	epoch2 := c.waitMaster(ctx, lab.HostMasterB)
+	if epoch2 <= epoch1 {
+		t.Fatalf("epoch went from %d to %d; want it to grow", epoch1, epoch2)
+	}
+	c.verify(ctx)
+	if owner, err := c.l.VIPOwner(); err != nil || owner != lab.HostMasterB {
+		t.Fatalf("VIP owner %q, %v; want mb", owner, err)
+	}
+
+	// ma's node stands by by itself; once caught up, hand the master back.
+	c.write(ctx, "on-mb")
+	c.caughtUp(ctx, lab.HostMasterA)
+	out, err := c.l.Exec(ctx, lab.HostClient, c.bin, "switchover", "--to", lab.HostMasterA, "--cluster", c.name, "--nats", strings.Join(c.urls, ","))
+	t.Logf("mfsha switchover --to ma:\n%s", out)
+	c.must("switchover", err)
+	epoch3 := c.waitMaster(ctx, lab.HostMasterA)
+	if epoch3 <= epoch2 {
+		t.Fatalf("epoch went from %d to %d; want it to grow", epoch2, epoch3)
+	}
+	c.write(ctx, "back-on-ma")
+	c.verify(ctx)
+	out, err = c.l.Exec(ctx, lab.HostClient, c.bin, "status", "--cluster", c.name, "--nats", strings.Join(c.urls, ","))
+	c.must("status", err)
+	t.Logf("mfsha status:\n%s", out)
+	for _, want := range []string{"held by ma", fmt.Sprintf("epoch %d", epoch3), "mb", "standby"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("status lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,262 @@
+// Package failover makes one MooseFS master out of several hosts: a Node on each host either
+// serves (holds the lease in NATS, runs mfsmaster, holds the virtual IP, ships the changelog)
+// or stands by (keeps metadata materialized from the stream, and takes the lease when it is
+// free). A master that fails, or that cannot renew its lease in time, fences itself first:
+// never two masters.
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mfsha/mfsha/internal/metafile"
+	"github.com/mfsha/mfsha/internal/stream"
+	"github.com/mfsha/mfsha/restorer"
+	"github.com/mfsha/mfsha/shipper"
+)
+
+// Role of a node.
+type Role string
+
+// Roles.
+const (
+	RoleMaster  Role = "master"
+	RoleStandby Role = "standby"
+)
+
+// Shipper ships the local master's changelog; *shipper.Shipper fits.
+type Shipper interface {
+	Run(ctx context.Context) error
+	Shipped() shipper.Position
+}
+
+// Standby keeps metadata materialized from the stream; *restorer.Standby fits. Finish and
+// HandOver are called only while Run is not running.
+type Standby interface {
+	Run(ctx context.Context) error
+	Finish(ctx context.Context, until uint64, wait time.Duration) (restorer.Position, uint64, error)
+	HandOver(dir string) error
+	Local() uint64
+	Materialized() restorer.Position
+}
+
+// History tells what the stream holds.
+type History interface {
+	// Newest returns the newest timeline; ok false when the stream holds nothing.
+	Newest(ctx context.Context) (tl stream.Timeline, ok bool, err error)
+	// LineHash returns the stream.LineHash of one line of tl.
+	LineHash(ctx context.Context, tl stream.Timeline, version uint64) (uint64, error)
+}
+
+// Deps are what a Node drives.
+type Deps struct {
+	Lease      *Lease
+	Master     *Master
+	VIP        *VIP
+	History    History
+	NewShipper func(epoch func() uint64) (Shipper, error)
+	NewStandby func() (Standby, error)
+	// Placement, when set, is called every few seconds while this node is the master, to keep
+	// the lease's NATS stream leader off this host.
+	Placement func(ctx context.Context) error
+	Log       *slog.Logger
+	Metrics   *Metrics
+}
+
+// Node is the failover agent of one host. Create it with New; Run does the work.
+type Node struct {
+	cfg  Config
+	d    Deps
+	log  *slog.Logger
+	m    *Metrics
+	role atomic.Value // Role
+}
+
+// New checks cfg and returns a node.
+func New(cfg Config, d Deps) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Lease == nil || d.Master == nil || d.VIP == nil || d.History == nil || d.NewShipper == nil || d.NewStandby == nil {
+		return nil, errors.New("failover: missing dependency")
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(nil)
+	}
+	n := &Node{cfg: cfg, d: d, log: d.Log.With("node", cfg.Name), m: d.Metrics}
+	n.role.Store(RoleStandby)
+	return n, nil
+}
+
+// Role is the node's current role.
+func (n *Node) Role() Role { return n.role.Load().(Role) }
+
+func (n *Node) setRole(r Role) {
+	n.role.Store(r)
+	n.m.setRole(r)
+}
+
+// Run acts as the lease dictates until ctx ends, starting as start: a RoleMaster node takes a
+// free lease at once if its own master's files continue the stream (the host that was master
+// before a restart of the whole cluster); a RoleStandby node stands by. A master that stops on
+// ctx stops mfsmaster cleanly, ships its last lines, removes the VIP and releases the lease.
+func (n *Node) Run(ctx context.Context, start Role) error {
+	var t *term
+	if start == RoleMaster {
+		t = n.boot(ctx)
+	}
+	for ctx.Err() == nil {
+		if t == nil {
+			n.setRole(RoleStandby)
+			t = n.standby(ctx)
+			continue
+		}
+		n.setRole(RoleMaster)
+		n.serve(ctx, t)
+		t = nil
+	}
+	return nil
+}
+
+// boot takes a free lease with the local master's own files, when they hold every line the
+// stream has; nil when the node must stand by instead.
+func (n *Node) boot(ctx context.Context) *term {
+	for ctx.Err() == nil {
+		rec, rev, err := n.d.Lease.Read(ctx)
+		if err != nil {
+			n.log.Warn("boot: cannot read the lease; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		mine := rev != 0 && rec.Holder == n.cfg.Name && rec.State != StateReleased
+		if !Free(rec, rev, n.cfg.Name) && !mine {
+			n.log.Info("boot: the lease is held by another node; standing by", "holder", rec.Holder, "epoch", rec.Epoch)
+			return nil
+		}
+		ok, why, err := n.localContinues(ctx)
+		if err != nil {
+			n.log.Warn("boot: cannot compare the local files with the stream; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if !ok {
+			n.log.Info("boot: the local master's files do not continue the stream; standing by", "why", why)
+			return nil
+		}
+		if mine {
+			n.log.Info("boot: the lease names this node (a restart): taking it over", "epoch", rec.Epoch)
+		}
+		t, err := n.takeOver(ctx, rec, rev, why)
+		if err != nil {
+			n.log.Error("boot: could not start as master; standing by", "err", err)
+			return nil
+		}
+		return t
+	}
+	return nil
+}
+
+// localContinues tells whether this host's master DATA_PATH holds every line the stream has
+// (so that a master started on it loses nothing), and why.
+func (n *Node) localContinues(ctx context.Context) (bool, string, error) {
+	dir := n.d.Master.DataPath()
+	meta, metaErr := newestMetadata(dir)
+	tl, ok, err := n.d.History.Newest(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	if !ok {
+		if metaErr != nil {
+			return false, fmt.Sprintf("the stream is empty and %s holds no metadata: %v", dir, metaErr), nil
+		}
+		return true, "the stream is empty; starting from " + meta.path, nil
+	}
+	hash, err := n.d.History.LineHash(ctx, tl, tl.LastVersion)
+	if err != nil {
+		return false, "", err
+	}
+	local, found, err := shipper.LineHashAt(dir, shipper.KindMaster, tl.LastVersion)
+	if err != nil {
+		return false, "", err
+	}
+	switch {
+	case found && local == hash:
+		return true, fmt.Sprintf("the local changelog holds the stream's last line %d", tl.LastVersion), nil
+	case found:
+		return false, fmt.Sprintf("line %d differs between the local changelog and the stream (another history)", tl.LastVersion), nil
+	case metaErr == nil && meta.version == tl.LastVersion+1 && meta.metaID == tl.MetaID:
+		return true, fmt.Sprintf("%s is at version %d, right after the stream's last line", meta.path, meta.version), nil
+	}
+	return false, fmt.Sprintf("the stream's last line %d (timeline %d) is not in %s", tl.LastVersion, tl.Timeline, dir), nil
+}
+
+type metaFile struct {
+	path            string
+	version, metaID uint64
+}
+
+// newestMetadata finds the newest whole metadata file a master would load from dir.
+func newestMetadata(dir string) (metaFile, error) {
+	var best metaFile
+	for _, name := range []string{"metadata.mfs", "metadata.mfs.back"} {
+		p := filepath.Join(dir, name)
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		h, err := metafile.CheckFile(f)
+		f.Close()
+		if err != nil {
+			continue
+		}
+		if h.Version > best.version {
+			best = metaFile{path: p, version: h.Version, metaID: h.MetaID}
+		}
+	}
+	if best.path == "" {
+		return best, fmt.Errorf("no complete metadata.mfs or metadata.mfs.back in %s", dir)
+	}
+	return best, nil
+}
+
+// nodeAddr is this node's address for status: NODE_ADDR, else the host name.
+func (n *Node) nodeAddr() string {
+	if n.cfg.Addr != "" {
+		return n.cfg.Addr
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// dialer dials the local master's health-check port.
+func dialer() DialFunc {
+	var d net.Dialer
+	return d.DialContext
+}
+
+// short is an error's first line, for lease records.
+func short(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

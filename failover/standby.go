@@ -1,0 +1,238 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// standby is the standby role: it keeps metadata materialized and watches the lease; when the
+// lease is free (or handed to this node) it promotes this node and returns the new term. It
+// returns nil when ctx ends.
+func (n *Node) standby(ctx context.Context) *term {
+	n.ensureNotServing(ctx)
+	if err := n.archiveLocal(ctx); err != nil {
+		n.log.Error("standby: the local master's files could not be archived; not promotable until they are", "err", err)
+	}
+	started := time.Now()
+	poll := min(n.cfg.CheckEvery, 100*time.Millisecond)
+	for ctx.Err() == nil {
+		sb, err := n.d.NewStandby()
+		if err != nil {
+			n.log.Error("standby: cannot open the standby", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = sb.Run(sctx) }()
+		rec, rev, take := n.watch(ctx, sb, started, poll)
+		stop()
+		<-done
+		if !take {
+			return nil
+		}
+		t, err := n.promote(ctx, sb, rec, rev)
+		if err == nil {
+			return t
+		}
+		if errors.Is(err, ErrLeaseHeld) {
+			n.log.Info("another node took the lease first")
+		} else {
+			n.log.Error("promotion failed; standing by again", "err", err)
+			sleep(ctx, n.cfg.RenewEvery)
+		}
+		n.ensureNotServing(ctx)
+		if err := n.archiveLocal(ctx); err != nil {
+			n.log.Error("standby: archive", "err", err)
+		}
+	}
+	return nil
+}
+
+// watch polls the lease until this node should take it (take true) or ctx ends.
+func (n *Node) watch(ctx context.Context, sb Standby, started time.Time, poll time.Duration) (LeaseRecord, uint64, bool) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	var lastStatus time.Time
+	for {
+		rec, rev, err := n.d.Lease.Read(ctx)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				n.log.Debug("standby: lease not readable", "err", err)
+			}
+		case Free(rec, rev, n.cfg.Name):
+			handed := rec.To == n.cfg.Name
+			switch {
+			case sb.Materialized().Version == 0:
+				n.log.Debug("standby: the lease is free but nothing is materialized yet")
+			case !handed && time.Since(started) < n.cfg.StartGrace:
+				n.log.Debug("standby: the lease is free; waiting out START_GRACE")
+			default:
+				n.log.Info("the lease is free: promoting", "released_by", rec.Holder, "reason", rec.Reason, "final", rec.Final, "handed_to_me", handed)
+				return rec, rev, true
+			}
+		}
+		if time.Since(lastStatus) >= n.cfg.RenewEvery {
+			lastStatus = time.Now()
+			m := sb.Materialized()
+			n.publish(ctx, NodeStatus{Role: string(RoleStandby), Version: sb.Local() + 1, Materialized: m.Version, Timeline: m.Timeline})
+		}
+		select {
+		case <-ctx.Done():
+			return LeaseRecord{}, 0, false
+		case <-t.C:
+		}
+	}
+}
+
+// ensureNotServing removes the VIP and stops any mfsmaster left running on this host's data.
+func (n *Node) ensureNotServing(ctx context.Context) {
+	if err := n.d.VIP.Remove(); err != nil {
+		n.log.Error("remove the VIP", "err", err)
+	}
+	if found, err := n.d.Master.StopForeign(ctx); err != nil {
+		n.log.Error("stop a master this node does not own", "err", err)
+	} else if found {
+		n.log.Warn("stopped an mfsmaster that ran on this host without the lease")
+	}
+}
+
+// promote makes this node the master: take the lease, claim the VIP, finish the standby's
+// metadata with every line there is, start mfsmaster on it, ship. The VIP comes first: while
+// mfsmaster loads, clients and chunkservers that reach for it are refused at once instead of
+// waiting for a dead MAC, so they retry quickly (see the shared notes on SYN back-off).
+func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uint64) (*term, error) {
+	start := time.Now()
+	final := uint64(0)
+	if rec.State == StateReleased {
+		final = rec.Final
+	}
+	sent := time.Now()
+	epoch, err := n.d.Lease.Acquire(ctx, LeaseRecord{Holder: n.cfg.Name, Addr: n.nodeAddr(), State: StatePromoting, Since: sent.UTC()}, rev)
+	if err != nil {
+		return nil, err
+	}
+	k := hold(ctx, n.d.Lease, n.cfg, n.log, LeaseRecord{Holder: n.cfg.Name, Addr: n.nodeAddr(), State: StatePromoting, Since: sent.UTC(), Epoch: epoch}, epoch, sent)
+	t := &term{k: k}
+	n.log.Info("lease taken", "epoch", epoch)
+	abort := func(err error) (*term, error) {
+		n.fence(t, true, 0)
+		if rerr := k.release(context.Background(), 0, "", "promotion failed: "+short(err)); rerr != nil {
+			n.log.Warn("release after a failed promotion", "err", rerr)
+		}
+		return nil, err
+	}
+	if err := n.d.VIP.Add(); err != nil {
+		return abort(err)
+	}
+	n.announce(ctx, t)
+	pos, last, err := sb.Finish(ctx, final, 2*n.cfg.DrainTimeout)
+	if err != nil {
+		return abort(fmt.Errorf("finish the standby's metadata: %w", err))
+	}
+	if lost(k) {
+		return abort(errors.New("lease lost while promoting"))
+	}
+	if err := n.archiveFiles(n.d.Master.DataPath(), "before-promotion", ""); err != nil {
+		return abort(err)
+	}
+	if err := sb.HandOver(n.d.Master.DataPath()); err != nil {
+		return abort(err)
+	}
+	folded := time.Now()
+	v, err := n.d.Master.Start(ctx, true)
+	if err != nil {
+		return abort(fmt.Errorf("start mfsmaster: %w", err))
+	}
+	if v != last+1 {
+		return abort(fmt.Errorf("mfsmaster -a serves version %d, want %d (metadata %d + the lines up to %d): refusing to serve without them", v, last+1, pos.Version, last))
+	}
+	serving := time.Now()
+	n.announce(ctx, t)
+	if err := k.update(ctx, func(r *LeaseRecord) { r.State = StateMaster; r.Since = time.Now().UTC() }); err != nil {
+		return abort(fmt.Errorf("lease: %w", err))
+	}
+	if err := n.startShipper(ctx, t); err != nil {
+		return abort(err)
+	}
+	n.m.Promotions.Inc()
+	n.m.PromotionSeconds.Set(time.Since(start).Seconds())
+	n.log.Info("promoted: this node is the master", "epoch", epoch, "version", v, "materialized", pos.Version, "timeline", pos.Timeline,
+		"final_from_old_master", final, "drain", folded.Sub(start).Round(time.Millisecond), "mfsmaster_start", serving.Sub(folded).Round(time.Millisecond),
+		"total", time.Since(start).Round(time.Millisecond))
+	return t, nil
+}
+
+// takeOver makes this node the master on its own files (boot): take the lease, stop any
+// master running without it, start ours, claim the VIP, ship.
+func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why string) (*term, error) {
+	sent := time.Now()
+	r := LeaseRecord{Holder: n.cfg.Name, Addr: n.nodeAddr(), State: StatePromoting, Since: sent.UTC()}
+	// rev is 0 (create), a released record's, or our own previous record's (a restart).
+	epoch, err := n.d.Lease.Acquire(ctx, r, rev)
+	if err != nil {
+		return nil, err
+	}
+	r.Epoch = epoch
+	k := hold(ctx, n.d.Lease, n.cfg, n.log, r, epoch, sent)
+	t := &term{k: k}
+	n.log.Info("lease taken with the local files", "epoch", epoch, "why", why)
+	abort := func(err error) (*term, error) {
+		n.fence(t, true, 0)
+		if rerr := k.release(context.Background(), 0, "", "start failed: "+short(err)); rerr != nil {
+			n.log.Warn("release after a failed start", "err", rerr)
+		}
+		return nil, err
+	}
+	if found, err := n.d.Master.StopForeign(ctx); err != nil {
+		return abort(err)
+	} else if found {
+		n.log.Info("stopped the mfsmaster that ran without mfsha; starting it under the lease")
+	}
+	want, err := prepareLocal(n.d.Master.DataPath(), n.log)
+	if err != nil {
+		return abort(err)
+	}
+	if err := n.d.VIP.Add(); err != nil {
+		return abort(err)
+	}
+	n.announce(ctx, t)
+	v, err := n.d.Master.Start(ctx, true)
+	if err != nil {
+		return abort(fmt.Errorf("start mfsmaster: %w", err))
+	}
+	if v < want {
+		return abort(fmt.Errorf("mfsmaster -a serves version %d, but the local changelog goes up to %d: refusing to serve without those lines", v, want-1))
+	}
+	n.announce(ctx, t)
+	if err := k.update(ctx, func(r *LeaseRecord) { r.State = StateMaster; r.Since = time.Now().UTC() }); err != nil {
+		return abort(err)
+	}
+	if err := n.startShipper(ctx, t); err != nil {
+		return abort(err)
+	}
+	n.log.Info("this node is the master", "epoch", epoch)
+	return t, nil
+}
+
+func lost(k *keeper) bool {
+	select {
+	case <-k.lost:
+		return true
+	default:
+		return false
+	}
+}
+
+// publish writes this node's status, best effort.
+func (n *Node) publish(ctx context.Context, s NodeStatus) {
+	s.Name, s.Addr, s.Updated = n.cfg.Name, n.nodeAddr(), time.Now().UTC()
+	pctx, cancel := context.WithTimeout(ctx, n.cfg.RenewTimeout)
+	defer cancel()
+	if err := n.d.Lease.PutNode(pctx, s); err != nil && ctx.Err() == nil {
+		n.log.Debug("status not published", "err", err)
+	}
+}
