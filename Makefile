@@ -36,7 +36,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./internal/changelog
 
 bench: deps build
-	$(GO) run ./cmd/mfsha-bench -out BENCHMARKS.md
+	$(GO) run ./cmd/mfsha-bench -out BENCHMARKS.md -mfsha $(BIN)
 
 # The lab (network namespaces .lab/demo), mfsha ship, and a point-in-time restore; under a minute.
 demo: deps build

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +22,8 @@ func main() {
 	lines := flag.Int("lines", 1000000, "changelog `lines` for the throughput run")
 	rate := flag.Int("rate", 50000, "steady `lines/s` for the latency run")
 	dur := flag.Duration("duration", 10*time.Second, "`length` of the latency run")
-	only := flag.String("only", "", "run only this `section`: ship, snapshot, standby or restore")
+	only := flag.String("only", "", "run only this `section`: ship, snapshot, standby, restore or failover")
+	bin := flag.String("mfsha", "bin/mfsha", "the mfsha `binary` the failover section runs in the lab")
 	child := flag.Int64("snapshot-child", 0, "internal: upload a synthetic snapshot of this many `bytes` and print peak RSS")
 	childDir := flag.String("snapshot-dir", "", "internal: directory for -snapshot-child")
 	flag.Parse()
@@ -34,13 +36,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *out, *only, *lines, *rate, *dur); err != nil {
+	if err := run(ctx, *out, *only, *bin, *lines, *rate, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out, only string, lines, rate int, dur time.Duration) error {
+func run(ctx context.Context, out, only, bin string, lines, rate int, dur time.Duration) error {
 	want := func(section string) bool { return only == "" || only == section }
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var report strings.Builder
@@ -71,6 +73,15 @@ func run(ctx context.Context, out, only string, lines, rate int, dur time.Durati
 	if want("restore") {
 		if err := restoreSection(ctx, &report, dir, 1000000, 1000000, log); err != nil {
 			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	if want("failover") {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			return err
+		}
+		if err := failoverSection(ctx, &report, dir, abs, []int{1000, 1000000}); err != nil {
+			return fmt.Errorf("failover: %w", err)
 		}
 	}
 	fmt.Fprintf(&report, "\nThe workload: changelog lines shaped like a busy master's (CREATE, ACQUIRE, WRITE, LENGTH, UNLOCK, RELEASE, AMTIME, ATTR), see cmd/mfsha-bench/gen.go.\n")
