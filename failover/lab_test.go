@@ -247,3 +247,92 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 		}
 	}
 }
+
+// TestFailoverPartitions: a standby cut off from the master but not from NATS does not promote
+// while the lease is held; a master cut off from NATS but not from its clients fences itself
+// before the standby promotes (the VIP is never held twice), and what it wrote meanwhile
+// reaches the new master through the standby's metalogger.
+func TestFailoverPartitions(t *testing.T) {
+	c := newCluster(t, "p")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	for i := range 3 {
+		c.write(ctx, fmt.Sprintf("before-%d", i))
+	}
+	c.caughtUp(ctx, lab.HostMasterB)
+	epoch := c.waitMaster(ctx, lab.HostMasterA)
+
+	// The standby loses the master (its metalogger and chunkserver too), not NATS.
+	c.must("cut mb from ma", c.l.CutRoutes(lab.HostMasterB, lab.HostMasterA))
+	time.Sleep(2 * mustDuration(t, leaseTTL))
+	rec, _, err := c.lease.Read(ctx)
+	c.must("read lease", err)
+	if rec.Holder != lab.HostMasterA || rec.Epoch != epoch || rec.State != failover.StateMaster {
+		t.Fatalf("with mb cut off from ma for two TTLs the lease is %+v; want ma's, epoch %d", rec, epoch)
+	}
+	c.write(ctx, "while-mb-cut-off")
+	c.must("restore mb", c.l.RestoreRoutes(lab.HostMasterB, lab.HostMasterA))
+	c.caughtUp(ctx, lab.HostMasterB)
+
+	// The master loses NATS, not its clients: it must fence itself before mb promotes.
+	c.must("cut ma from NATS", c.l.CutRoutes(lab.HostMasterA, lab.HostNATS1, lab.HostNATS2, lab.HostNATS3))
+	cut := time.Now()
+	c.write(ctx, "after-nats-cut")
+	t.Logf("a write issued right after the master lost NATS completed %v later", time.Since(cut).Round(10*time.Millisecond))
+	c.waitMaster(ctx, lab.HostMasterB)
+	if pids, err := c.l.Procs(lab.HostMasterA, "mfsmaster"); err != nil || len(pids) > 0 {
+		t.Fatalf("mfsmaster still runs on ma (pids %v, %v) after mb took over", pids, err)
+	}
+	c.verify(ctx)
+	c.must("restore ma", c.l.RestoreRoutes(lab.HostMasterA, lab.HostNATS1, lab.HostNATS2, lab.HostNATS3))
+	c.write(ctx, "on-mb")
+	c.caughtUp(ctx, lab.HostMasterA) // ma stands by on its own once it reaches NATS again
+	c.verify(ctx)
+}
+
+// TestFailoverPowerOffAndReturn: the master's host loses power (every process killed, link
+// cut, its addresses gone); the lease expires and mb promotes. When ma comes back and its node
+// starts again, it finds the lease held and stands by.
+func TestFailoverPowerOffAndReturn(t *testing.T) {
+	c := newCluster(t, "o")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	for i := range 3 {
+		c.write(ctx, fmt.Sprintf("before-%d", i))
+	}
+	c.caughtUp(ctx, lab.HostMasterB)
+	epoch := c.waitMaster(ctx, lab.HostMasterA)
+
+	off := time.Now()
+	c.must("cut ma's link", c.l.CutLink(lab.HostMasterA))
+	c.must("power off ma", c.l.KillHost(ctx, lab.HostMasterA))
+	c.must("ma's addresses go with its power", c.l.DelVIP(lab.HostMasterA))
+	c.write(ctx, "after-power-off")
+	t.Logf("a write issued right after the power-off completed %v later (lease TTL %s)", time.Since(off).Round(10*time.Millisecond), leaseTTL)
+	if e := c.waitMaster(ctx, lab.HostMasterB); e <= epoch {
+		t.Fatalf("epoch %d after the failover, was %d", e, epoch)
+	}
+	c.verify(ctx)
+
+	c.must("ma's link back", c.l.RestoreLink(lab.HostMasterA))
+	c.must("ma's metalogger", c.l.StartMetalogger(ctx, lab.HostMasterA))
+	c.must("ma's node again", c.startNode(ctx, lab.HostMasterA, "ship"))
+	c.write(ctx, "after-return")
+	c.caughtUp(ctx, lab.HostMasterA)
+	if owner, err := c.l.VIPOwner(); err != nil || owner != lab.HostMasterB {
+		t.Fatalf("VIP owner %q, %v after ma's return; want mb", owner, err)
+	}
+	arch, _ := os.ReadDir(filepath.Join(c.l.HostDir(lab.HostMasterA), "archive"))
+	if len(arch) == 0 {
+		t.Errorf("ma's old master files were not archived when it came back as a standby")
+	}
+	c.verify(ctx)
+}
+
+func mustDuration(t *testing.T, s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mfsha/mfsha/shipper"
@@ -110,15 +111,19 @@ func (n *Node) fence(t *term, kill bool, stop time.Duration) {
 }
 
 // serve is the master role: it watches the master's health, the lease and switchover
-// requests until one of them ends the term, and leaves this host fenced.
+// requests until one of them ends the term, and leaves this host fenced. Its loop never waits
+// on NATS: the status, switchover and placement requests run beside it (sidecar), so that a
+// NATS that stopped answering cannot delay fencing.
 func (n *Node) serve(ctx context.Context, t *term) {
 	checker := NewChecker(dialer(), n.d.Master.ProbeAddr(), n.cfg.CheckTimeout, n.cfg.CheckFailures)
 	check := time.NewTicker(n.cfg.CheckEvery)
 	defer check.Stop()
-	slow := time.NewTicker(n.cfg.RenewEvery)
-	defer slow.Stop()
-	var lastPlacement time.Time
-	var version uint64
+	var version atomic.Uint64
+	switchTo := make(chan string, 1)
+	sctx, stopSidecar := context.WithCancel(ctx)
+	var sidecar sync.WaitGroup
+	sidecar.Go(func() { n.sidecar(sctx, t, &version, switchTo) })
+	defer func() { stopSidecar(); sidecar.Wait() }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -144,6 +149,10 @@ func (n *Node) serve(ctx context.Context, t *term) {
 				n.m.ShipStopped.Set(1)
 			}
 			t.shDone = make(chan error, 1) // no second report
+		case to := <-switchTo:
+			n.log.Info("switchover requested", "to", to)
+			n.handOver(t, to, "switchover to "+to)
+			return
 		case <-check.C:
 			down, v, err := checker.Check(ctx)
 			if down {
@@ -151,22 +160,43 @@ func (n *Node) serve(ctx context.Context, t *term) {
 				return
 			}
 			if err == nil {
-				version = v
+				version.Store(v)
 				n.m.MasterVersion.Set(float64(v))
 			}
-		case <-slow.C:
-			n.publish(ctx, NodeStatus{Role: string(RoleMaster), Epoch: t.k.epoch(), Version: version, Timeline: t.sh.Shipped().Timeline})
-			if req, ok, err := n.d.Lease.Switchover(ctx); err == nil && ok && req.Epoch == t.k.epoch() && req.To != n.cfg.Name {
-				n.log.Info("switchover requested", "to", req.To)
-				n.handOver(t, req.To, "switchover to "+req.To)
-				return
+		}
+	}
+}
+
+// sidecar publishes the master's status, looks for a switchover request addressed to this
+// term, and keeps the lease's NATS leader off this host, every RenewEvery, each request
+// bounded by RenewTimeout.
+func (n *Node) sidecar(ctx context.Context, t *term, version *atomic.Uint64, switchTo chan<- string) {
+	tick := time.NewTicker(n.cfg.RenewEvery)
+	defer tick.Stop()
+	var lastPlacement time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n.publish(ctx, NodeStatus{Role: string(RoleMaster), Epoch: t.k.epoch(), Version: version.Load(), Timeline: t.sh.Shipped().Timeline})
+		rctx, cancel := context.WithTimeout(ctx, n.cfg.RenewTimeout)
+		req, ok, err := n.d.Lease.Switchover(rctx)
+		cancel()
+		if err == nil && ok && req.Epoch == t.k.epoch() && req.To != n.cfg.Name {
+			select {
+			case switchTo <- req.To:
+			default:
 			}
-			if n.d.Placement != nil && time.Since(lastPlacement) > 5*time.Second {
-				lastPlacement = time.Now()
-				if err := n.d.Placement(ctx); err != nil {
-					n.log.Warn("lease placement", "err", err)
-				}
+		}
+		if n.d.Placement != nil && time.Since(lastPlacement) > 5*time.Second {
+			lastPlacement = time.Now()
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if err := n.d.Placement(pctx); err != nil && ctx.Err() == nil {
+				n.log.Warn("lease placement", "err", err)
 			}
+			cancel()
 		}
 	}
 }

@@ -38,7 +38,9 @@ func (n *Node) standby(ctx context.Context) *term {
 			return t
 		}
 		if errors.Is(err, ErrLeaseHeld) {
-			n.log.Info("another node took the lease first")
+			// Another node was faster, or a NATS replica expired the lease before its leader did.
+			n.log.Info("the lease was taken first (by another node, or not yet expired on the NATS leader)")
+			sleep(ctx, poll)
 		} else {
 			n.log.Error("promotion failed; standing by again", "err", err)
 			sleep(ctx, n.cfg.RenewEvery)

@@ -40,8 +40,8 @@ func NodeMetricsAddr(l *lab.Lab, host string) string {
 // StartNode writes the host's mfsmaster.cfg and runs an mfsha failover node on it: the node
 // owns mfsmaster (never start one with StartMaster on that host), the VIP (never AddVIP) and,
 // while it stands by, a materialized metadata in HOST/standby merged with the local
-// metalogger's files. It returns once the process runs; a "ship" node, once its master
-// answers on the host's own address.
+// metalogger's files. It returns once the node accepted its settings (its metrics port is
+// open); see WaitMaster for its role.
 func StartNode(ctx context.Context, l *lab.Lab, spec NodeSpec) error {
 	if !l.Has(spec.Host) {
 		return fmt.Errorf("lab %s: %s: %w", l.Name(), spec.Host, lab.ErrUnknownHost)
@@ -78,18 +78,11 @@ func StartNode(ctx context.Context, l *lab.Lab, spec NodeSpec) error {
 		}
 		return err
 	}
-	if spec.Start == "ship" {
-		self := netip.AddrPortFrom(haddr, lab.PortMasterCl).String()
-		ps.Ready = func(ctx context.Context) error {
-			_, err := lab.ProbeMaster(ctx, dial, self)
-			return err
-		}
-	}
 	return l.Start(ctx, ps)
 }
 
-// Lease opens the cluster's failover lease from host (read-only use: status and checks).
-// Close the returned function when done.
+// Lease opens the cluster's failover lease from host (read-only use: status and checks),
+// waiting for a node to create it. Call the returned function when done.
 func Lease(ctx context.Context, l *lab.Lab, from, cluster string, urls []string) (*failover.Lease, func(), error) {
 	nc, err := l.ConnectNATS(from, urls...)
 	if err != nil {
@@ -100,10 +93,14 @@ func Lease(ctx context.Context, l *lab.Lab, from, cluster string, urls []string)
 		nc.Close()
 		return nil, nil, err
 	}
-	lease, err := failover.OpenLeaseReadOnly(ctx, js, cluster)
+	var lease *failover.Lease
+	err = poll(ctx, func() bool { // the first node creates the bucket
+		lease, err = failover.OpenLeaseReadOnly(ctx, js, cluster)
+		return err == nil
+	})
 	if err != nil {
 		nc.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("lease of cluster %s: %w", cluster, err)
 	}
 	return lease, nc.Close, nil
 }
