@@ -20,14 +20,18 @@ import (
 // shipping them, or they diverged from the history the stream kept), it says so loudly; they
 // are never shipped.
 func (n *Node) archiveLocal(ctx context.Context) error {
-	dir := n.d.Master.DataPath()
+	return n.archiveAgainst(ctx, n.d.Master.DataPath(), n.d.History)
+}
+
+// archiveAgainst is archiveLocal of dir against the stream h.
+func (n *Node) archiveAgainst(ctx context.Context, dir string, h History) error {
 	last, hash, found, err := shipper.LastLine(dir, shipper.KindMaster)
 	if err != nil {
 		return err
 	}
 	detail := ""
 	if found {
-		tl, ok, err := n.d.History.Newest(ctx)
+		tl, ok, err := h.Newest(ctx)
 		switch {
 		case err != nil:
 			return fmt.Errorf("compare %s with the stream: %w", dir, err)
@@ -36,11 +40,11 @@ func (n *Node) archiveLocal(ctx context.Context) error {
 		case last > tl.LastVersion:
 			detail = fmt.Sprintf("versions %d to %d, beyond the stream's last line %d (timeline %d)", tl.LastVersion+1, last, tl.LastVersion, tl.Timeline)
 		case last >= tl.FirstVersion:
-			h, err := n.d.History.LineHash(ctx, tl, last)
+			sh, err := h.LineHash(ctx, tl, last)
 			if err != nil {
 				return fmt.Errorf("compare %s with the stream: %w", dir, err)
 			}
-			if h != hash {
+			if sh != hash {
 				detail = fmt.Sprintf("line %d differs from the stream's (timeline %d): another history", last, tl.Timeline)
 			}
 		}

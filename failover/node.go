@@ -116,15 +116,21 @@ func (n *Node) Run(ctx context.Context, start Role) error {
 	if start == RoleMaster {
 		t = n.boot(ctx)
 	}
+	fenced := false
 	for ctx.Err() == nil {
 		if t == nil {
 			n.setRole(RoleStandby)
+			if fenced {
+				// The resynchronization of an old master (a fold by mfsmaster) can wait; the
+				// promotion running elsewhere cannot, and may share this host's CPUs (in a lab).
+				sleep(ctx, n.cfg.StartGrace)
+			}
 			t = n.standby(ctx)
 			continue
 		}
 		n.setRole(RoleMaster)
 		n.serve(ctx, t)
-		t = nil
+		t, fenced = nil, true
 	}
 	return nil
 }

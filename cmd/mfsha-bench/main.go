@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "`length` of the latency run")
 	only := flag.String("only", "", "run only this `section`: ship, snapshot, standby, restore or failover")
 	bin := flag.String("mfsha", "bin/mfsha", "the mfsha `binary` the failover section runs in the lab")
+	sizes := flag.String("failover-inodes", "1000,1000000", "failover section: metadata `sizes` (inodes), comma-separated")
 	child := flag.Int64("snapshot-child", 0, "internal: upload a synthetic snapshot of this many `bytes` and print peak RSS")
 	childDir := flag.String("snapshot-dir", "", "internal: directory for -snapshot-child")
 	flag.Parse()
@@ -36,13 +38,22 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *out, *only, *bin, *lines, *rate, *dur); err != nil {
+	var inodes []int
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "mfsha-bench: -failover-inodes %q: want positive numbers\n", *sizes)
+			os.Exit(2)
+		}
+		inodes = append(inodes, n)
+	}
+	if err := run(ctx, *out, *only, *bin, inodes, *lines, *rate, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out, only, bin string, lines, rate int, dur time.Duration) error {
+func run(ctx context.Context, out, only, bin string, inodes []int, lines, rate int, dur time.Duration) error {
 	want := func(section string) bool { return only == "" || only == section }
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var report strings.Builder
@@ -80,7 +91,7 @@ func run(ctx context.Context, out, only, bin string, lines, rate int, dur time.D
 		if err != nil {
 			return err
 		}
-		if err := failoverSection(ctx, &report, dir, abs, []int{1000, 1000000}); err != nil {
+		if err := failoverSection(ctx, &report, dir, abs, inodes); err != nil {
 			return fmt.Errorf("failover: %w", err)
 		}
 	}

@@ -1,18 +1,16 @@
-// Command mfsha-demo runs `make demo`: a real MooseFS cluster in network namespaces, mfsha
-// shipping its master's metadata to NATS JetStream, and the story mfsha exists for: a client
-// runs `rm -rf` on ten directories, and the metadata is restored to a moment before it, served
-// by a new master on another host behind the same virtual IP, with every file back.
+// Command mfsha-demo runs `make demo`: a real MooseFS cluster in network namespaces with mfsha's
+// failover nodes on two hosts and a three-node NATS JetStream cluster. It kills the master
+// (kill -9) while a client writes, shows the standby taking over behind the same virtual IP
+// with every file there, hands the master back with a planned switchover, and then tells the
+// story no failover cures: a client runs `rm -rf` on ten directories, and the metadata is
+// restored to a moment before it and served, with every file back.
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mfsha/mfsha/deploy/lab"
+	"github.com/mfsha/mfsha/deploy/lab/ha"
 )
 
 func main() {
@@ -65,7 +64,7 @@ func run(ctx context.Context, bin, dir string, keep bool) (err error) {
 		return err
 	}
 	os.RemoveAll(dir)
-	l, err := lab.New(lab.Config{Name: "demo", Dir: dir})
+	l, err := lab.New(lab.Config{Name: "demo", Dir: dir, Hosts: append(lab.DefaultHosts(), lab.NATSHosts()...)})
 	if err != nil {
 		return err
 	}
@@ -77,49 +76,57 @@ func run(ctx context.Context, bin, dir string, keep bool) (err error) {
 			}
 		}()
 	}
+	ma, mb, cl := lab.HostMasterA, lab.HostMasterB, lab.HostClient
 
-	say("starting a real MooseFS 3.0.117 cluster: one network namespace per host")
+	say("starting a real MooseFS 3.0.117 cluster, one network namespace per host, with mfsha's failover")
 	t0 := time.Now()
-	mnt, err := l.StartCluster(ctx)
+	if err := l.Up(ctx); err != nil {
+		return err
+	}
+	urls, err := l.StartNATS(ctx, bin, lab.HostNATS1, lab.HostNATS2, lab.HostNATS3)
 	if err != nil {
 		return err
 	}
-	ma, mb := lab.HostMasterA, lab.HostMasterB
-	note("ma %s  mfsmaster + mfsmetalogger (+ mfsha ship)", l.HostAddr(ma))
-	note("mb %s  mfsmetalogger + mfschunkserver", l.HostAddr(mb))
+	natsURL := strings.Join(urls, ",")
+	if err := l.InitMaster(ma); err != nil {
+		return err
+	}
+	node := func(host, start string) error {
+		return ha.StartNode(ctx, l, ha.NodeSpec{Host: host, Bin: bin, Start: start, Cluster: "demo", NATS: urls})
+	}
+	if err := node(ma, "ship"); err != nil {
+		return err
+	}
+	lease, closeNC, err := ha.Lease(ctx, l, cl, "demo", urls)
+	if err != nil {
+		return err
+	}
+	defer closeNC()
+	if _, err := ha.WaitMaster(ctx, lease, ma); err != nil {
+		return err
+	}
+	for _, h := range []string{ma, mb} {
+		if err := l.StartMetalogger(ctx, h); err != nil {
+			return err
+		}
+	}
+	if err := node(mb, "standby"); err != nil {
+		return err
+	}
+	for _, h := range []string{mb, lab.HostChunk} {
+		if err := l.StartChunkserver(ctx, h); err != nil {
+			return err
+		}
+	}
+	mnt, err := l.Mount(ctx, cl)
+	if err != nil {
+		return err
+	}
+	note("n1 n2 n3  a three-node NATS JetStream cluster (mfsha nats)")
+	note("ma %s  mfsha ship --vip: holds the lease, runs mfsmaster, holds the VIP, ships; + mfsmetalogger", l.HostAddr(ma))
+	note("mb %s  mfsha standby --vip: keeps metadata materialized, takes over when the lease is free; + mfsmetalogger, mfschunkserver", l.HostAddr(mb))
 	note("c1 %s  mfschunkserver", l.HostAddr(lab.HostChunk))
-	note("cl %s  mfsmount at %s", l.HostAddr(lab.HostClient), mnt)
-	note("VIP %s on ma; everything reaches the master through it (up in %v)", l.VIP(), time.Since(t0).Round(10*time.Millisecond))
-
-	say("starting `mfsha ship` on ma, with its embedded NATS JetStream server")
-	natsURL := fmt.Sprintf("nats://%s:4222", l.HostAddr(ma))
-	metricsAddr := fmt.Sprintf("%s:9480", l.HostAddr(ma))
-	err = l.Start(ctx, lab.ProcSpec{Host: ma, Role: "ship",
-		Argv: []string{bin, "ship", "--data", l.MasterDataDir(ma), "--state", filepath.Join(l.HostDir(ma), "mfsha"),
-			"--nats-listen", l.HostAddr(ma).String() + ":4222", "--metrics", metricsAddr, "--cluster", "demo"},
-		Ready: func(ctx context.Context) error {
-			_, err := metric(ctx, l, metricsAddr, "mfsha_ship_last_version")
-			return err
-		},
-	})
-	if err != nil {
-		return err
-	}
-	note("log: %s", l.LogPath(ma, "ship"))
-
-	say("starting `mfsha standby` on mb: it keeps a metadata.mfs materialized from the stream")
-	standbyMetrics := fmt.Sprintf("%s:9481", l.HostAddr(mb))
-	err = l.Start(ctx, lab.ProcSpec{Host: mb, Role: "standby",
-		Argv: []string{bin, "standby", "--data", filepath.Join(l.HostDir(mb), "standby"), "--nats", natsURL, "--cluster", "demo",
-			"--fold-lines", "1", "--fold-every", "1s", "--poll", "200ms", "--metrics", standbyMetrics},
-		Ready: func(ctx context.Context) error {
-			_, err := metric(ctx, l, standbyMetrics, "mfsha_standby_materialized_version")
-			return err
-		},
-	})
-	if err != nil {
-		return err
-	}
+	note("cl %s  mfsmount at %s; everything reaches the master through the VIP %s (up in %v)", l.HostAddr(cl), mnt, l.VIP(), time.Since(t0).Round(10*time.Millisecond))
 
 	say("the client writes directories 1..10, each with a file, through the mount")
 	for i := 1; i <= 10; i++ {
@@ -127,41 +134,80 @@ func run(ctx context.Context, bin, dir string, keep bool) (err error) {
 			return err
 		}
 		data := bytes.Repeat([]byte(fmt.Sprintf("file %d of the demo\n", i)), 1000)
-		if err := l.WriteFile(ctx, lab.HostClient, filepath.Join(strconv.Itoa(i), "data.txt"), data); err != nil {
+		if err := l.WriteFile(ctx, cl, filepath.Join(strconv.Itoa(i), "data.txt"), data); err != nil {
 			return err
 		}
 	}
 	note("ls %s: %s", mnt, listing(mnt))
-	if err := waitShipped(ctx, l, metricsAddr); err != nil {
+	if err := ha.WaitCaughtUp(ctx, lease, mb); err != nil {
 		return err
 	}
-	if err := waitMaterialized(ctx, l, standbyMetrics); err != nil {
+	if err := status(ctx, l, bin, natsURL); err != nil {
 		return err
 	}
-	out, err := l.Exec(ctx, lab.HostClient, bin, "status", "--nats", natsURL, "--cluster", "demo")
+
+	say("failure: kill -9 of mfsmaster on ma; the client writes a file right away")
+	vip := ha.SampleVIP(l, 10*time.Millisecond)
+	killed := time.Now()
+	if err := l.KillProcs(ctx, ma, "mfsmaster"); err != nil {
+		return err
+	}
+	if err := l.WriteFile(ctx, cl, "written-during-failover.txt", []byte("hello from the failover\n")); err != nil {
+		return err
+	}
+	note("the write completed %v after the kill", time.Since(killed).Round(10*time.Millisecond))
+	epoch, err := ha.WaitMaster(ctx, lease, mb)
 	if err != nil {
 		return err
 	}
+	hist, _, verr := vip.Stop()
+	if verr != nil {
+		return verr
+	}
+	note("mb is the master (lease epoch %d); who held the VIP, sampled every 10 ms: %s", epoch, strings.Join(hist, "; "))
+	note("ls %s: %s", mnt, listing(mnt))
+	for i := 1; i <= 10; i++ {
+		b, err := l.ReadFile(ctx, cl, filepath.Join(strconv.Itoa(i), "data.txt"))
+		if err != nil || !bytes.HasPrefix(b, []byte(fmt.Sprintf("file %d of the demo", i))) {
+			return fmt.Errorf("directory %d after the failover: %v", i, err)
+		}
+	}
+	note("every file written before the kill is there; ma's node now stands by")
+	if err := ha.WaitCaughtUp(ctx, lease, ma); err != nil {
+		return err
+	}
+
+	say("planned switchover back to ma: mfsha switchover --to ma")
+	out, err := l.Exec(ctx, cl, bin, "switchover", "--to", ma, "--nats", natsURL, "--cluster", "demo")
 	fmt.Print(indent(out))
+	if err != nil {
+		return err
+	}
+	if err := ha.WaitCaughtUp(ctx, lease, mb); err != nil {
+		return err
+	}
+	if err := status(ctx, l, bin, natsURL); err != nil {
+		return err
+	}
 
 	// Changelog timestamps are whole seconds: make the moment before the deletion unambiguous.
 	time.Sleep(1100 * time.Millisecond)
 	before := time.Now().Truncate(time.Second).Add(-time.Second)
 	time.Sleep(1100 * time.Millisecond)
-	say("disaster: on the client, rm -rf %s/{1..10}", mnt)
+	say("disaster no failover cures: on the client, rm -rf %s/{1..10}", mnt)
 	for i := 1; i <= 10; i++ {
 		if err := os.RemoveAll(filepath.Join(mnt, strconv.Itoa(i))); err != nil {
 			return err
 		}
 	}
 	note("ls %s: %s", mnt, listing(mnt))
-	if err := waitShipped(ctx, l, metricsAddr); err != nil {
+	if err := ha.WaitCaughtUp(ctx, lease, mb); err != nil {
 		return err
 	}
 	note("the deletion is shipped too; the stream still holds everything before it")
 
-	say("restoring metadata.mfs as of %s (before the rm) on mb, from the stream", before.UTC().Format(time.RFC3339))
-	restored := l.MasterDataDir(mb)
+	say("point-in-time restore of metadata.mfs as of %s (before the rm), from the stream", before.UTC().Format(time.RFC3339))
+	restored := filepath.Join(l.HostDir(mb), "restored")
 	t0 = time.Now()
 	out, err = l.Exec(ctx, mb, bin, "restore", "--nats", natsURL, "--cluster", "demo", "--to", before.UTC().Format(time.RFC3339), "--out", restored)
 	fmt.Print(indent(out))
@@ -170,18 +216,18 @@ func run(ctx context.Context, bin, dir string, keep bool) (err error) {
 	}
 	note("restore took %v", time.Since(t0).Round(10*time.Millisecond))
 
-	say("moving the master: stop ma's master and mfsha, start a master on mb from the restored metadata, move the VIP")
+	say("serving the restored metadata: stop both nodes (ma hands over: clean stop, last lines shipped), start a master on it on mb, move the VIP")
 	t0 = time.Now()
-	if err := l.Stop(ctx, ma, "ship"); err != nil {
+	if err := l.Stop(ctx, mb, ha.RoleNode); err != nil {
 		return err
 	}
-	if err := l.Stop(ctx, mb, "standby"); err != nil {
+	if err := l.Stop(ctx, ma, ha.RoleNode); err != nil {
 		return err
 	}
-	if err := l.StopMaster(ctx, ma); err != nil {
+	if err := os.RemoveAll(l.MasterDataDir(mb)); err != nil {
 		return err
 	}
-	if err := l.DelVIP(ma); err != nil {
+	if err := os.Rename(restored, l.MasterDataDir(mb)); err != nil {
 		return err
 	}
 	if err := l.AddVIP(mb); err != nil {
@@ -193,16 +239,12 @@ func run(ctx context.Context, bin, dir string, keep bool) (err error) {
 	if err := l.AnnounceVIP(mb); err != nil {
 		return err
 	}
-	owner, err := l.VIPOwner()
-	if err != nil {
-		return err
-	}
-	note("VIP %s now on %s; master serving after %v", l.VIP(), owner, time.Since(t0).Round(10*time.Millisecond))
+	note("master serving the restored metadata on mb after %v", time.Since(t0).Round(10*time.Millisecond))
 
 	say("the same client mount, unchanged, sees every file again")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		b, err := l.ReadFile(ctx, lab.HostClient, filepath.Join("7", "data.txt"))
+		b, err := l.ReadFile(ctx, cl, filepath.Join("7", "data.txt"))
 		if err == nil && bytes.HasPrefix(b, []byte("file 7 of the demo")) {
 			break
 		}
@@ -213,68 +255,20 @@ func run(ctx context.Context, bin, dir string, keep bool) (err error) {
 	}
 	note("ls %s: %s", mnt, listing(mnt))
 	for i := 1; i <= 10; i++ {
-		b, err := l.ReadFile(ctx, lab.HostClient, filepath.Join(strconv.Itoa(i), "data.txt"))
+		b, err := l.ReadFile(ctx, cl, filepath.Join(strconv.Itoa(i), "data.txt"))
 		if err != nil || !bytes.HasPrefix(b, []byte(fmt.Sprintf("file %d of the demo", i))) {
 			return fmt.Errorf("directory %d did not come back: %v", i, err)
 		}
 	}
 	note("all 10 directories and their files are back, contents intact (the chunks never left the chunkservers)")
-	say("still to come (issue 5): automatic failover to the standby, measured against keepalived")
 	return nil
 }
 
-// waitShipped waits until the shipper has acknowledged everything the master has done.
-func waitShipped(ctx context.Context, l *lab.Lab, metricsAddr string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		mv, err := lab.MasterVersion(ctx, l.Dialer(lab.HostClient), l.MasterAddr())
-		if err != nil {
-			return err
-		}
-		shipped, err := metric(ctx, l, metricsAddr, "mfsha_ship_last_version")
-		if err == nil && shipped+1 >= float64(mv) {
-			note("master at version %d; mfsha shipped every line up to %d", mv, uint64(shipped))
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("mfsha did not ship the master's lines within 30s")
-}
-
-// waitMaterialized waits until the standby's metadata holds every change the master made.
-func waitMaterialized(ctx context.Context, l *lab.Lab, metricsAddr string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		mv, err := lab.MasterVersion(ctx, l.Dialer(lab.HostClient), l.MasterAddr())
-		if err != nil {
-			return err
-		}
-		got, err := metric(ctx, l, metricsAddr, "mfsha_standby_materialized_version")
-		if err == nil && uint64(got) == mv {
-			note("mb's standby holds metadata.mfs of version %d, the master's own: a promotion would replay nothing", mv)
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("the standby did not materialize the master's version within 30s")
-}
-
-// metric reads one value from mfsha's metrics endpoint, from inside the client's namespace.
-func metric(ctx context.Context, l *lab.Lab, addr, name string) (float64, error) {
-	c := &http.Client{Transport: &http.Transport{DialContext: l.Dialer(lab.HostClient)}, Timeout: 2 * time.Second}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 1<<20))
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
-			return strconv.ParseFloat(f[1], 64)
-		}
-	}
-	return 0, fmt.Errorf("metric %s not found", name)
+// status prints `mfsha status` as seen from the client host.
+func status(ctx context.Context, l *lab.Lab, bin, natsURL string) error {
+	out, err := l.Exec(ctx, lab.HostClient, bin, "status", "--nats", natsURL, "--cluster", "demo")
+	fmt.Print(indent(out))
+	return err
 }
 
 func listing(dir string) string {
