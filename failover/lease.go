@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mfsha/mfsha/internal/stream"
@@ -75,6 +76,7 @@ var (
 // concurrent use.
 type Lease struct {
 	kv  jetstream.KeyValue
+	nc  *nats.Conn
 	ttl time.Duration
 }
 
@@ -91,7 +93,7 @@ func OpenLease(ctx context.Context, js jetstream.JetStream, cluster string, ttl 
 	if err != nil {
 		return nil, fmt.Errorf("lease bucket %s: %w", stream.LeaseBucket(cluster), err)
 	}
-	return &Lease{kv: kv, ttl: ttl}, nil
+	return &Lease{kv: kv, nc: js.Conn(), ttl: ttl}, nil
 }
 
 // OpenLeaseReadOnly opens an existing lease bucket (for status and switchover); it returns an
@@ -105,27 +107,72 @@ func OpenLeaseReadOnly(ctx context.Context, js jetstream.JetStream, cluster stri
 	if err != nil {
 		return nil, fmt.Errorf("lease bucket %s: %w", stream.LeaseBucket(cluster), err)
 	}
-	return &Lease{kv: kv, ttl: st.TTL()}, nil
+	return &Lease{kv: kv, nc: js.Conn(), ttl: st.TTL()}, nil
 }
 
 // StreamName is the JetStream stream behind the bucket (its Raft group holds the lease).
 func (l *Lease) StreamName() string { return "KV_" + l.kv.Bucket() }
 
-// Read returns the lease record and its revision; rev 0 (and a zero record) when the key does
-// not exist: nobody holds it.
-func (l *Lease) Read(ctx context.Context) (LeaseRecord, uint64, error) {
-	e, err := l.kv.Get(ctx, leaseKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return LeaseRecord{}, 0, nil
-	}
+// get reads the current value of key from the stream's leader. A bucket's Get may be answered
+// by any replica (direct get), and a follower was seen seconds behind under load in the lab: a
+// node must not decide on a stale lease, nor status on stale lags. found is false for a key
+// that does not exist, expired, or was deleted.
+func (l *Lease) get(ctx context.Context, key string) (value []byte, rev uint64, found bool, err error) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + l.kv.Bucket() + "." + key})
+	// A stream without a leader (just created, or electing) drops the request: never wait
+	// longer than a retry is worth.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	msg, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.StreamName(), req)
 	if err != nil {
-		return LeaseRecord{}, 0, fmt.Errorf("read the lease: %w", err)
+		return nil, 0, false, fmt.Errorf("read %s: %w", key, err)
+	}
+	var resp struct {
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, 0, false, fmt.Errorf("read %s: %w", key, err)
+	}
+	switch {
+	case resp.Error != nil && jetstream.ErrorCode(resp.Error.Code) == jetstream.JSErrCodeMessageNotFound:
+		return nil, 0, false, nil
+	case resp.Error != nil:
+		return nil, 0, false, fmt.Errorf("read %s: %s", key, resp.Error.Description)
+	case resp.Message == nil:
+		return nil, 0, false, fmt.Errorf("read %s: empty answer", key)
+	}
+	if len(resp.Message.Hdrs) > 0 {
+		h, err := nats.DecodeHeadersMsg(resp.Message.Hdrs)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("read %s: %w", key, err)
+		}
+		if op := h.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+			return nil, 0, false, nil
+		}
+	}
+	return resp.Message.Data, resp.Message.Seq, true, nil
+}
+
+// Read returns the lease record and its revision, as the bucket's leader has them; rev 0 (and
+// a zero record) when nobody holds it.
+func (l *Lease) Read(ctx context.Context) (LeaseRecord, uint64, error) {
+	b, rev, found, err := l.get(ctx, leaseKey)
+	if err != nil || !found {
+		return LeaseRecord{}, 0, err
 	}
 	var r LeaseRecord
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return LeaseRecord{}, 0, fmt.Errorf("lease record at revision %d: %w", e.Revision(), err)
+	if err := json.Unmarshal(b, &r); err != nil {
+		return LeaseRecord{}, 0, fmt.Errorf("lease record at revision %d: %w", rev, err)
 	}
-	return r, e.Revision(), nil
+	return r, rev, nil
 }
 
 // Free reports whether node may take the lease as read: nobody holds it, or it was released
@@ -193,15 +240,15 @@ func (l *Lease) Nodes(ctx context.Context) ([]NodeStatus, error) {
 	}
 	var out []NodeStatus
 	for k := range keys.Keys() {
-		e, err := l.kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // expired meanwhile
-		}
+		b, _, found, err := l.get(ctx, k)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", strings.TrimPrefix(k, nodeKeyPrefix), err)
 		}
+		if !found {
+			continue // expired meanwhile
+		}
 		var s NodeStatus
-		if err := json.Unmarshal(e.Value(), &s); err != nil {
+		if err := json.Unmarshal(b, &s); err != nil {
 			return nil, fmt.Errorf("node %s: %w", strings.TrimPrefix(k, nodeKeyPrefix), err)
 		}
 		out = append(out, s)
@@ -221,15 +268,12 @@ func (l *Lease) RequestSwitchover(ctx context.Context, to string, epoch uint64) 
 
 // Switchover returns the pending switchover request, if any (ok false when none).
 func (l *Lease) Switchover(ctx context.Context) (SwitchoverRequest, bool, error) {
-	e, err := l.kv.Get(ctx, switchoverKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return SwitchoverRequest{}, false, nil
-	}
-	if err != nil {
-		return SwitchoverRequest{}, false, fmt.Errorf("read the switchover request: %w", err)
+	b, _, found, err := l.get(ctx, switchoverKey)
+	if err != nil || !found {
+		return SwitchoverRequest{}, false, err
 	}
 	var r SwitchoverRequest
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
+	if err := json.Unmarshal(b, &r); err != nil {
 		return SwitchoverRequest{}, false, fmt.Errorf("switchover request: %w", err)
 	}
 	return r, true, nil
