@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/mfsha/mfsha/deploy/lab"
 	"github.com/mfsha/mfsha/deploy/lab/ha"
 	"github.com/mfsha/mfsha/failover"
+	"github.com/mfsha/mfsha/internal/stream"
 )
 
 var (
@@ -193,6 +196,32 @@ func (c *cluster) caughtUp(ctx context.Context, standby string) {
 	c.must("standby catches up", ha.WaitCaughtUp(ctx, c.lease, standby))
 }
 
+// streamEpoch waits until the stream's newest batch carries the fencing epoch want: the new
+// master's shipper stamps what it ships with the lease revision that made it the master.
+func (c *cluster) streamEpoch(ctx context.Context, want uint64) {
+	c.t.Helper()
+	nc, err := c.l.ConnectNATS(lab.HostClient, c.urls...)
+	c.must("connect", err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	c.must("jetstream", err)
+	var got stream.BatchInfo
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err := js.Stream(ctx, stream.StreamName(c.name)); err == nil {
+			if info, err := st.Info(ctx); err == nil && info.State.LastSeq > 0 {
+				if m, err := st.GetMsg(ctx, info.State.LastSeq); err == nil {
+					if got, err = stream.ParseBatchHeader(m.Header); err == nil && got.Epoch == want {
+						return
+					}
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("the stream's newest batch has epoch %d (versions %d-%d); want %d", got.Epoch, got.FirstVersion, got.LastVersion, want)
+}
+
 func (c *cluster) waitMaster(ctx context.Context, node string) uint64 {
 	c.t.Helper()
 	e, err := ha.WaitMaster(ctx, c.lease, node)
@@ -225,6 +254,7 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	if owner, err := c.l.VIPOwner(); err != nil || owner != lab.HostMasterB {
 		t.Fatalf("VIP owner %q, %v; want mb", owner, err)
 	}
+	c.streamEpoch(ctx, epoch2)
 
 	// ma's node stands by by itself; once caught up, hand the master back.
 	c.write(ctx, "on-mb")
@@ -238,6 +268,7 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	}
 	c.write(ctx, "back-on-ma")
 	c.verify(ctx)
+	c.streamEpoch(ctx, epoch3)
 	out, err = c.l.Exec(ctx, lab.HostClient, c.bin, "status", "--cluster", c.name, "--nats", strings.Join(c.urls, ","))
 	c.must("status", err)
 	t.Logf("mfsha status:\n%s", out)
