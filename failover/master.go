@@ -327,6 +327,7 @@ func (m *Master) StopForeign(ctx context.Context) (found bool, err error) {
 	if pid > 0 {
 		found = true
 		m.log.Warn("stopping an mfsmaster this agent did not start", "pid", pid, "data", m.dataPath)
+		leader := processGroup(pid) == pid // its data writer is in its group (e.g. systemd's, or ours)
 		syscall.Kill(pid, syscall.SIGTERM)
 		wctx, cancel := context.WithTimeout(ctx, m.cfg.StopTimeout)
 		err := waitLockFree(wctx, foreign, masterLockFile, 0)
@@ -335,6 +336,12 @@ func (m *Master) StopForeign(ctx context.Context) (found bool, err error) {
 			m.log.Warn("mfsmaster did not stop in time: killing it", "pid", pid, "timeout", m.cfg.StopTimeout)
 			if err := waitLockFree(context.Background(), foreign, masterLockFile, killWait); err != nil {
 				return true, err
+			}
+			if leader {
+				// A data writer not yet holding its lock would outlive the killed master.
+				if err := killGroup(pid); err != nil {
+					return true, err
+				}
 			}
 		}
 	}
