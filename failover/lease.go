@@ -234,6 +234,8 @@ func (l *Lease) PutNode(ctx context.Context, s NodeStatus) error {
 
 // Nodes returns the status of every node that said it within the TTL, by name.
 func (l *Lease) Nodes(ctx context.Context) ([]NodeStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second) // a dropped request must not hang a caller
+	defer cancel()
 	keys, err := l.kv.ListKeysFiltered(ctx, nodeKeyPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)

@@ -95,7 +95,10 @@ func Lease(ctx context.Context, l *lab.Lab, from, cluster string, urls []string)
 	}
 	var lease *failover.Lease
 	err = poll(ctx, func() bool { // the first node creates the bucket
-		lease, err = failover.OpenLeaseReadOnly(ctx, js, cluster)
+		// Each attempt bounded: a request to a stream still electing its leader is dropped.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		lease, err = failover.OpenLeaseReadOnly(actx, js, cluster)
 		return err == nil
 	})
 	if err != nil {
