@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mfsha/mfsha/internal/durable"
 	"github.com/mfsha/mfsha/shipper"
 )
 
@@ -84,7 +85,7 @@ func (n *Node) archiveFiles(dir, why, detail string) error {
 		}
 	}
 	for _, d := range []string{dest, dir} {
-		if err := syncDir(d); err != nil {
+		if err := durable.SyncDir(d); err != nil {
 			return err
 		}
 	}
@@ -124,16 +125,4 @@ func move(src, dst string) error {
 		return err
 	}
 	return os.Remove(src)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

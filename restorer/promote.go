@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mfsha/mfsha/internal/durable"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -87,7 +88,7 @@ func (s *Standby) HandOver(dir string) error {
 			return fmt.Errorf("hand over the standby's metadata: %w", err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return err
 	}
 	for _, p := range []string{s.statePath(), s.pendingPath()} {
@@ -99,19 +100,7 @@ func (s *Standby) HandOver(dir string) error {
 	s.pos.Store(&Position{})
 	s.local, s.localHash = 0, 0
 	s.mu.Unlock()
-	return syncDir(s.cfg.Dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return durable.SyncDir(s.cfg.Dir)
 }
 
 // LineHash returns the stream.LineHash of line version on timeline tl, read from the stream.

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/mfsha/mfsha/internal/durable"
 )
 
 // Progress is told the uncompressed bytes written so far and the total, every few megabytes
@@ -139,19 +141,7 @@ func (s *Store) DownloadFile(ctx context.Context, name, path string, progress Pr
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return snap, fmt.Errorf("download %s: %w", name, err)
 	}
-	return snap, syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return snap, durable.SyncDir(dir)
 }
 
 // progressWriter counts bytes and calls progress every progressStep bytes.
