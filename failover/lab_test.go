@@ -222,6 +222,17 @@ func (c *cluster) streamEpoch(ctx context.Context, want uint64) {
 	c.t.Fatalf("the stream's newest batch has epoch %d (versions %d-%d); want %d", got.Epoch, got.FirstVersion, got.LastVersion, want)
 }
 
+// before writes n files through the mount with ma serving, waits until mb holds every line,
+// and returns ma's epoch: the state each failure is injected into.
+func (c *cluster) before(ctx context.Context, n int) uint64 {
+	c.t.Helper()
+	for i := range n {
+		c.write(ctx, fmt.Sprintf("before-%d", i))
+	}
+	c.caughtUp(ctx, lab.HostMasterB)
+	return c.waitMaster(ctx, lab.HostMasterA)
+}
+
 func (c *cluster) waitMaster(ctx context.Context, node string) uint64 {
 	c.t.Helper()
 	e, err := ha.WaitMaster(ctx, c.lease, node)
@@ -236,11 +247,7 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	c := newCluster(t, "k")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	for i := range 5 {
-		c.write(ctx, fmt.Sprintf("before-%d", i))
-	}
-	c.caughtUp(ctx, lab.HostMasterB)
-	epoch1 := c.waitMaster(ctx, lab.HostMasterA)
+	epoch1 := c.before(ctx, 5)
 
 	killed := time.Now()
 	c.must("kill -9 mfsmaster on ma", c.l.KillProcs(ctx, lab.HostMasterA, "mfsmaster"))
@@ -287,11 +294,7 @@ func TestFailoverPartitions(t *testing.T) {
 	c := newCluster(t, "p")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	for i := range 3 {
-		c.write(ctx, fmt.Sprintf("before-%d", i))
-	}
-	c.caughtUp(ctx, lab.HostMasterB)
-	epoch := c.waitMaster(ctx, lab.HostMasterA)
+	epoch := c.before(ctx, 3)
 
 	// The standby loses the master (its metalogger and chunkserver too), not NATS.
 	c.must("cut mb from ma", c.l.CutRoutes(lab.HostMasterB, lab.HostMasterA))
@@ -328,11 +331,7 @@ func TestFailoverPowerOffAndReturn(t *testing.T) {
 	c := newCluster(t, "o")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	for i := range 3 {
-		c.write(ctx, fmt.Sprintf("before-%d", i))
-	}
-	c.caughtUp(ctx, lab.HostMasterB)
-	epoch := c.waitMaster(ctx, lab.HostMasterA)
+	epoch := c.before(ctx, 3)
 
 	off := time.Now()
 	c.must("cut ma's link", c.l.CutLink(lab.HostMasterA))
