@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,12 +249,6 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
-}
-
-// dialer dials the local master's health-check port.
-func dialer() DialFunc {
-	var d net.Dialer
-	return d.DialContext
 }
 
 // short is an error's first line, for lease records.

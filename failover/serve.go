@@ -115,7 +115,7 @@ func (n *Node) fence(t *term, kill bool, stop time.Duration) {
 // on NATS: the status, switchover and placement requests run beside it (sidecar), so that a
 // NATS that stopped answering cannot delay fencing.
 func (n *Node) serve(ctx context.Context, t *term) {
-	checker := NewChecker(dialer(), n.d.Master.ProbeAddr(), n.cfg.CheckTimeout, n.cfg.CheckFailures)
+	checker := NewChecker(nil, n.d.Master.ProbeAddr(), n.cfg.CheckTimeout, n.cfg.CheckFailures)
 	check := time.NewTicker(n.cfg.CheckEvery)
 	defer check.Stop()
 	var version atomic.Uint64

@@ -120,13 +120,7 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	k := hold(ctx, n.d.Lease, n.cfg, n.log, LeaseRecord{Holder: n.cfg.Name, Addr: n.nodeAddr(), State: StatePromoting, Since: sent.UTC(), Epoch: epoch}, epoch, sent)
 	t := &term{k: k}
 	n.log.Info("lease taken", "epoch", epoch)
-	abort := func(err error) (*term, error) {
-		n.fence(t, true, 0)
-		if rerr := k.release(context.Background(), 0, "", "promotion failed: "+short(err)); rerr != nil {
-			n.log.Warn("release after a failed promotion", "err", rerr)
-		}
-		return nil, err
-	}
+	abort := func(err error) (*term, error) { return n.abandon(t, "promotion failed", err) }
 	if err := n.d.VIP.Add(); err != nil {
 		return abort(err)
 	}
@@ -182,13 +176,7 @@ func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why st
 	k := hold(ctx, n.d.Lease, n.cfg, n.log, r, epoch, sent)
 	t := &term{k: k}
 	n.log.Info("lease taken with the local files", "epoch", epoch, "why", why)
-	abort := func(err error) (*term, error) {
-		n.fence(t, true, 0)
-		if rerr := k.release(context.Background(), 0, "", "start failed: "+short(err)); rerr != nil {
-			n.log.Warn("release after a failed start", "err", rerr)
-		}
-		return nil, err
-	}
+	abort := func(err error) (*term, error) { return n.abandon(t, "start failed", err) }
 	if found, err := n.d.Master.StopForeign(ctx); err != nil {
 		return abort(err)
 	} else if found {
@@ -218,6 +206,15 @@ func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why st
 	}
 	n.log.Info("this node is the master", "epoch", epoch)
 	return t, nil
+}
+
+// abandon ends a term that never served: fence, then release the lease with the reason.
+func (n *Node) abandon(t *term, what string, err error) (*term, error) {
+	n.fence(t, true, 0)
+	if rerr := t.k.release(context.Background(), 0, "", what+": "+short(err)); rerr != nil {
+		n.log.Warn("release after: "+what, "err", rerr)
+	}
+	return nil, err
 }
 
 func lost(k *keeper) bool {
