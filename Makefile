@@ -3,13 +3,21 @@ GO      ?= go
 BIN     := bin/mfsha
 DEB     := moosefs-master moosefs-metalogger moosefs-chunkserver moosefs-client moosefs-cli fuse3 iproute2 psmisc keepalived util-linux
 FUZZTIME ?= 20s
+# The version: from a tag vX.Y.Z when there is one (git describe), else 0.1.0 plus the commit's
+# time and hash (sorts in commit order, as Debian versions must).
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-/+git/; s/-/./g')
+ifeq ($(VERSION),)
+VERSION := 0.1.0~git$(shell git log -1 --format=%cd.%h --date=format:%Y%m%d%H%M%S 2>/dev/null)
+endif
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS := -X github.com/mfsha/mfsha/internal/buildinfo.version=$(VERSION) -X github.com/mfsha/mfsha/internal/buildinfo.commit=$(COMMIT)
 
 .PHONY: all build deps test fuzz vet demo demo-clean bench clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/mfsha
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mfsha
 
 # Installs what is missing: Debian's MooseFS 3.0.117 and tools, and the Go modules.
 deps:

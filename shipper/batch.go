@@ -7,6 +7,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/mfsha/mfsha/internal/buildinfo"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -61,5 +62,6 @@ func (b *batch) seal(enc *zstd.Encoder, metaID, epoch uint64, source string) sea
 	info.LastLineHash = stream.LineHash(body[bytes.LastIndexByte(body, '\n')+1:])
 	info.Sum = crc32.Checksum(b.raw, castagnoli)
 	info.MetaID, info.Epoch, info.Source = metaID, epoch, source
+	info.Writer = buildinfo.Writer()
 	return sealed{info: info, payload: enc.EncodeAll(b.raw, make([]byte, 0, len(b.raw)/4+64)), rawLen: len(b.raw), readAt: b.readAt}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mfsha/mfsha/internal/buildinfo"
 	"github.com/mfsha/mfsha/internal/mfstest"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
@@ -151,6 +152,9 @@ func TestCleanStopHoleIsBridged(t *testing.T) {
 	info, _ := stream.ParseBatchHeader(m.Header)
 	if info.FirstVersion != 30 || info.BridgedFrom != 29 {
 		t.Fatalf("batch after the hole: %+v; want first version 30, bridged from 29", info)
+	}
+	if want := buildinfo.Writer(); info.Writer != want || m.Header.Get(stream.HdrWriter) != want {
+		t.Fatalf("batch written by %q (header %q); want %q", info.Writer, m.Header.Get(stream.HdrWriter), want)
 	}
 	waitFor(t, "the bridging snapshot", func() bool {
 		_, err := store.Get(ctx, stream.SnapshotName(1, 30))

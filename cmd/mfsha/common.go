@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mfsha/mfsha/internal/buildinfo"
 	"github.com/mfsha/mfsha/internal/config"
 	"github.com/mfsha/mfsha/internal/natsconn"
 	"github.com/mfsha/mfsha/internal/stream"
@@ -72,7 +73,11 @@ func (l *logSettings) logger() (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(l.level)); err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", l.level)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	// The first line of every log names the build, so that a log says which mfsha wrote it.
+	bi := buildinfo.Get()
+	log.Info(buildinfo.Writer(), "commit", bi.Commit, "modified", bi.Modified, "go", bi.GoVersion)
+	return log, nil
 }
 
 // parse parses args into s and turns bad input into a usage error.

@@ -36,6 +36,7 @@ var commands = []struct {
 	{"standby", "keep a metadata.mfs materialized from the stream, ready for a promotion", func() command { return &standbyCommand{} }},
 	{"status", "show the lease, the nodes, the stream's timelines and snapshots", func() command { return &statusCommand{} }},
 	{"switchover", "hand the master role to a standby, with nothing lost", func() command { return &switchoverCommand{} }},
+	{"version", "print the version, commit and Go version of this build (also: --version)", func() command { return &versionCommand{} }},
 }
 
 func usage() {
@@ -46,7 +47,7 @@ Usage: mfsha COMMAND [flags]
 Commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(os.Stderr, "\nRun 'mfsha COMMAND --help' for the flags of a command.\n")
 }
@@ -58,6 +59,9 @@ func main() {
 			os.Exit(exitUsage)
 		}
 		return
+	}
+	if os.Args[1] == "--version" || os.Args[1] == "-version" {
+		os.Args[1] = "version"
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -23,6 +23,7 @@ type BatchInfo struct {
 	MetaID         uint64 // 0 when unknown
 	Epoch          uint64 // 0 when not leased
 	Source         string
+	Writer         string // the mfsha that wrote the batch, e.g. "mfsha 0.1.0"; "" in batches of older versions
 }
 
 // LineHash identifies a changelog line across timelines: two lines with the same version on
@@ -56,6 +57,9 @@ func (b BatchInfo) Header() nats.Header {
 	}
 	if b.Source != "" {
 		h.Set(HdrSource, b.Source)
+	}
+	if b.Writer != "" {
+		h.Set(HdrWriter, b.Writer)
 	}
 	h.Set(HdrEncoding, EncodingZstd)
 	return h
@@ -99,6 +103,7 @@ func ParseBatchHeader(h nats.Header) (BatchInfo, error) {
 	b.MetaID = num(HdrMetaID, 10, 64, true)
 	b.Epoch = num(HdrEpoch, 10, 64, true)
 	b.Source = h.Get(HdrSource)
+	b.Writer = h.Get(HdrWriter)
 	if err != nil {
 		return b, err
 	}

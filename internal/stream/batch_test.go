@@ -9,7 +9,7 @@ import (
 
 func TestHeaderRoundTrip(t *testing.T) {
 	want := BatchInfo{Timeline: 2, ParentTimeline: 1, BridgedFrom: 0, FirstVersion: 10, LastVersion: 12, FirstTime: 1700000000,
-		LastTime: 1700000002, Lines: 3, LastLineHash: LineHash([]byte("12: 1700000002|IDLE()")), Sum: 0xdeadbeef, MetaID: 42, Epoch: 7, Source: "ma"}
+		LastTime: 1700000002, Lines: 3, LastLineHash: LineHash([]byte("12: 1700000002|IDLE()")), Sum: 0xdeadbeef, MetaID: 42, Epoch: 7, Source: "ma", Writer: "mfsha 0.1.0"}
 	got, err := ParseBatchHeader(want.Header())
 	if err != nil || got != want {
 		t.Fatalf("got %+v, %v; want %+v", got, err, want)

@@ -39,6 +39,7 @@ const (
 	HdrEpoch        = "Mfsha-Epoch"           // fencing epoch (lease revision) of the writer, when leased
 	HdrSource       = "Mfsha-Source"          // host name and data kind of the writer, for humans
 	HdrEncoding     = "Mfsha-Encoding"        // "zstd"
+	HdrWriter       = "Mfsha-Writer"          // program and version that wrote the batch, e.g. "mfsha 0.1.0"
 	// HdrBridgedFrom, on a batch that follows a hole in the changelog's versions: the first
 	// missing version. MooseFS skips versions across a clean stop; the metadata file it wrote
 	// then (a snapshot of exactly this batch's first version) holds the missing changes.
