@@ -12,6 +12,22 @@ endif
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 LDFLAGS := -X github.com/mfsha/mfsha/internal/buildinfo.version=$(VERSION) -X github.com/mfsha/mfsha/internal/buildinfo.commit=$(COMMIT)
 
+# The MooseFS release `make demo` runs: 3.0.117 (Debian's packages) or 4.59.2 (built from source).
+MOOSEFS ?= 3.0.117
+
+# MooseFS 4.59.2, built from the source tarball into /opt once (see deploy/build-moosefs.sh).
+# The tarball sits in ../shared/moosefs beside the checkout; without it the same release is
+# fetched from GitHub and its content (the uncompressed tar) checked.
+MFS4_VERSION := 4.59.2
+MFS4_PREFIX  := /opt/moosefs-$(MFS4_VERSION)
+MFS4_TARBALL := $(abspath $(CURDIR)/../shared/moosefs/moosefs-$(MFS4_VERSION).tar.gz)
+MFS4_TGZ_SHA := e02d1273d674fd3b13eea760c2d1bf350e3af96cc3e7520a25f76c81904115a6
+MFS4_TAR_SHA := a7c480293a33244df023528503972c6d5ae1065599369e73eb018e275920c143
+MFS4_URL     := https://github.com/moosefs/moosefs/archive/refs/tags/v$(MFS4_VERSION).tar.gz
+
+# The packages whose tests run the real MooseFS: run a second time against 4.59.2.
+REAL_MOOSEFS_PKGS := ./shipper ./restorer ./failover ./deploy/lab/... ./internal/mfstest ./internal/snapshot
+
 .PHONY: all build deps test fuzz vet demo demo-clean bench clean
 
 all: build
@@ -19,7 +35,8 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mfsha
 
-# Installs what is missing: Debian's MooseFS 3.0.117 and tools, and the Go modules.
+# Installs what is missing: Debian's MooseFS 3.0.117 and tools, MooseFS 4.59.2 (built once
+# into /opt), and the Go modules.
 deps:
 	@missing=""; for p in $(DEB); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -29,15 +46,18 @@ deps:
 	fi
 	@for b in mfsmaster mfsmetalogger mfschunkserver mfsmount mfsmetadump keepalived nsenter; do \
 		command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || { echo "missing $$b after install" >&2; exit 1; }; done
+	deploy/build-moosefs.sh $(MFS4_VERSION) $(MFS4_PREFIX) $(MFS4_TARBALL) $(MFS4_TGZ_SHA) $(MFS4_TAR_SHA) $(MFS4_URL)
 	$(GO) mod download
 
 vet:
 	@bad=$$(gofmt -l $$($(GO) list -f "{{.Dir}}" ./...)); test -z "$$bad" || { echo "gofmt needed: $$bad" >&2; exit 1; }
 	$(GO) vet ./...
 
-# Every test, the real-MooseFS ones included (they need root), then a short fuzz run.
+# Every test, the real-MooseFS ones included (they need root), against Debian's 3.0.117; then
+# the real-MooseFS packages again against 4.59.2 (MFSHA_MOOSEFS); then a short fuzz run.
 test: deps vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+	MFSHA_MOOSEFS=$(MFS4_VERSION) $(GO) test -race -count=1 -timeout 20m $(REAL_MOOSEFS_PKGS)
 	$(MAKE) fuzz
 
 fuzz:
@@ -48,7 +68,7 @@ bench: deps build
 
 # The lab (network namespaces .lab/demo), mfsha ship, and a point-in-time restore; under a minute.
 demo: deps build
-	$(GO) run ./cmd/mfsha-demo -mfsha $(BIN)
+	$(GO) run ./cmd/mfsha-demo -mfsha $(BIN) -moosefs $(MOOSEFS)
 
 # Removes what an interrupted `make demo` (or `-keep`) left: processes, mounts, namespaces, links.
 demo-clean:

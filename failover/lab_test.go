@@ -16,6 +16,8 @@ import (
 	"github.com/mfsha/mfsha/deploy/lab"
 	"github.com/mfsha/mfsha/deploy/lab/ha"
 	"github.com/mfsha/mfsha/failover"
+	"github.com/mfsha/mfsha/internal/mfstest"
+	"github.com/mfsha/mfsha/internal/moosefs"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -49,18 +51,13 @@ func mfshaBin(t *testing.T) string {
 	return binPath
 }
 
-func requireLab(t *testing.T) {
+func requireLab(t *testing.T) moosefs.Dist {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test builds network namespaces and runs the real MooseFS: it needs root (run `make test` as root)")
+	d := mfstest.RequireMooseFS(t)
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Fatal("nsenter not found: run `make deps` (util-linux)")
 	}
-	for _, b := range []string{"mfsmaster", "mfsmetalogger", "mfschunkserver", "mfsmount", "nsenter"} {
-		if _, err := exec.LookPath(b); err != nil {
-			if _, err2 := os.Stat("/usr/sbin/" + b); err2 != nil {
-				t.Fatalf("%s not found: run `make deps` (Debian's moosefs-* packages)", b)
-			}
-		}
-	}
+	return d
 }
 
 // cluster is a lab with the failover layout: NATS on n1-n3, a node starting as master on ma
@@ -86,13 +83,13 @@ var nodeFlags = []string{"--lease-ttl", leaseTTL, "--renew-every", "500ms", "--r
 	"--master-stop-timeout", "1500ms", "--start-grace", "1s", "--log-level", "debug"}
 
 func newCluster(t *testing.T, suffix string) *cluster {
-	requireLab(t)
+	mfs := requireLab(t)
 	bin := mfshaBin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	name := fmt.Sprintf("f%s%04x", suffix, os.Getpid()%0x10000)
 	hosts := append(lab.DefaultHosts(), lab.NATSHosts()...)
-	l, err := lab.New(lab.Config{Name: name, Dir: t.TempDir(), Hosts: hosts, StartTimeout: 30 * time.Second})
+	l, err := lab.New(lab.Config{Name: name, Dir: t.TempDir(), Hosts: hosts, StartTimeout: 30 * time.Second, MooseFS: mfs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ const placementLogLine = "asked it to step down"
 // --nats-local-server ma: each time the lease stream's Raft leader is forced onto ma, the node
 // moves it off (KeepLeaderOff) within a few seconds, and keeps the lease meanwhile.
 func TestLeaseLeaderOffMasterHost(t *testing.T) {
-	requireLab(t)
+	mfs := requireLab(t)
 	bin := mfshaBin(t)
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -36,7 +36,7 @@ func TestLeaseLeaderOffMasterHost(t *testing.T) {
 	const ma = lab.HostMasterA
 	name := fmt.Sprintf("fl%04x", os.Getpid()%0x10000) // not newCluster's "fp" (TestFailoverPartitions)
 	hosts := []lab.HostSpec{{Name: ma}, {Name: lab.HostMasterB}, {Name: lab.HostChunk}, {Name: lab.HostClient}}
-	l, err := lab.New(lab.Config{Name: name, Dir: t.TempDir(), Hosts: hosts, StartTimeout: 30 * time.Second})
+	l, err := lab.New(lab.Config{Name: name, Dir: t.TempDir(), Hosts: hosts, StartTimeout: 30 * time.Second, MooseFS: mfs})
 	if err != nil {
 		t.Fatal(err)
 	}

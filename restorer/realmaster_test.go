@@ -65,9 +65,9 @@ type realCluster struct {
 
 func newRealCluster(ctx context.Context, t *testing.T, name string) realCluster {
 	t.Helper()
-	mfstest.RequireMooseFS(t)
+	mfs := mfstest.RequireMooseFS(t)
 	l, err := lab.New(lab.Config{Name: fmt.Sprintf("%s%d", name, os.Getpid()%100000), Dir: t.TempDir(),
-		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostClient}}})
+		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostClient}}, MooseFS: mfs})
 	if err != nil {
 		t.Fatal(err)
 	}

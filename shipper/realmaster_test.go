@@ -21,11 +21,11 @@ import (
 // attributes, delete), restarts the master cleanly in the middle, and checks that the stream
 // holds exactly the master's changelog: the same lines, byte for byte, each once, in order.
 func TestRealMasterAndClient(t *testing.T) {
-	mfstest.RequireMooseFS(t)
+	mfs := mfstest.RequireMooseFS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	l, err := lab.New(lab.Config{Name: fmt.Sprintf("sh%d", os.Getpid()%100000), Dir: t.TempDir(),
-		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostClient}}})
+		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostClient}}, MooseFS: mfs})
 	if err != nil {
 		t.Fatal(err)
 	}

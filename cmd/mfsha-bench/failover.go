@@ -51,7 +51,7 @@ func failoverSection(ctx context.Context, w *strings.Builder, dir, bin string, s
 // benchLab makes a lab for one measurement and tears it down with the returned function.
 func benchLab(ctx context.Context, name, dir string, hosts []lab.HostSpec) (*lab.Lab, func(), error) {
 	_ = lab.Cleanup(ctx, name)
-	l, err := lab.New(lab.Config{Name: name, Dir: dir, Hosts: hosts, StartTimeout: 2 * time.Minute})
+	l, err := lab.New(lab.Config{Name: name, Dir: dir, Hosts: hosts, StartTimeout: 2 * time.Minute, MooseFS: benchMooseFS})
 	if err != nil {
 		return nil, nil, err
 	}

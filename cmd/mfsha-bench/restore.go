@@ -25,7 +25,7 @@ func restoreSection(ctx context.Context, w *strings.Builder, dir string, inodes,
 	fmt.Printf("restore: %d-inode snapshot + %d lines...\n", inodes, lines)
 	src := filepath.Join(dir, "restore-src")
 	const ts = 1764000000
-	snapVersion, err := lab.MakeMetadata(ctx, src, 4242, inodes, ts)
+	snapVersion, err := lab.MakeMetadata(ctx, benchMooseFS.Path("mfsmaster"), src, 4242, inodes, ts)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func restoreSection(ctx context.Context, w *strings.Builder, dir string, inodes,
 	cfg := filepath.Join(dir, "restore-local", "mfsmaster.cfg")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("WORKING_USER = root\nWORKING_GROUP = root\nDATA_PATH = %s\nEXPORTS_FILENAME = %s/exports\nLOCK_FILE = %s/.lock\n", base, filepath.Dir(base), base)), 0o644)
 	start := time.Now()
-	if out, err := exec.CommandContext(ctx, "mfsmaster", "-c", cfg, "-a", "restore").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, benchMooseFS.Path("mfsmaster"), "-c", cfg, "-a", "restore").CombinedOutput(); err != nil {
 		return fmt.Errorf("baseline mfsmaster -a restore: %v\n%s", err, out)
 	}
 	local := time.Since(start)

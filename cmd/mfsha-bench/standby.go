@@ -26,7 +26,7 @@ func standbySection(ctx context.Context, w *strings.Builder, dir string, rate in
 	fmt.Printf("standby lag: %d lines/s for %v...\n", rate, d)
 	data := filepath.Join(dir, "standby-master")
 	const ts = 1764000000
-	first, err := lab.MakeMetadata(ctx, data, 4242, 100000, ts)
+	first, err := lab.MakeMetadata(ctx, benchMooseFS.Path("mfsmaster"), data, 4242, 100000, ts)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mfsha/mfsha/deploy/lab"
 	"github.com/mfsha/mfsha/deploy/lab/ha"
+	"github.com/mfsha/mfsha/internal/moosefs"
 )
 
 func main() {
@@ -28,6 +29,7 @@ func main() {
 	dir := flag.String("dir", ".lab/demo", "state `directory` of the lab")
 	keep := flag.Bool("keep", false, "leave the lab running at the end (tear it down with `make demo-clean`)")
 	cleanOnly := flag.Bool("clean-only", false, "only remove what an earlier demo left behind")
+	version := flag.String("moosefs", "3.0.117", "the MooseFS `release` the lab runs: 3.0.117 (Debian's, in /usr) or 4.59.2 (built into /opt/moosefs-4.59.2 by `make deps`)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -38,8 +40,13 @@ func main() {
 		}
 		return
 	}
+	mfs, err := moosefs.DistOf(*version)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo: -moosefs:", err)
+		os.Exit(2)
+	}
 	start := time.Now()
-	err := run(ctx, *bin, *dir, *keep)
+	err = run(ctx, *bin, *dir, *keep, mfs)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "\ndemo failed: %v\n", err)
 		os.Exit(1)
@@ -50,7 +57,7 @@ func main() {
 func say(format string, args ...any)  { fmt.Printf("\n==> "+format+"\n", args...) }
 func note(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) }
 
-func run(ctx context.Context, bin, dir string, keep bool) (err error) {
+func run(ctx context.Context, bin, dir string, keep bool, mfs moosefs.Dist) (err error) {
 	bin, err = filepath.Abs(bin)
 	if err != nil {
 		return err
@@ -64,7 +71,7 @@ func run(ctx context.Context, bin, dir string, keep bool) (err error) {
 		return err
 	}
 	os.RemoveAll(dir)
-	l, err := lab.New(lab.Config{Name: "demo", Dir: dir, Hosts: append(lab.DefaultHosts(), lab.NATSHosts()...)})
+	l, err := lab.New(lab.Config{Name: "demo", Dir: dir, Hosts: append(lab.DefaultHosts(), lab.NATSHosts()...), MooseFS: mfs})
 	if err != nil {
 		return err
 	}
@@ -78,7 +85,7 @@ func run(ctx context.Context, bin, dir string, keep bool) (err error) {
 	}
 	ma, mb, cl := lab.HostMasterA, lab.HostMasterB, lab.HostClient
 
-	say("starting a real MooseFS 3.0.117 cluster, one network namespace per host, with mfsha's failover")
+	say("starting a real MooseFS %s cluster (%s), one network namespace per host, with mfsha's failover", mfs.Version, mfs.Sbin)
 	t0 := time.Now()
 	if err := l.Up(ctx); err != nil {
 		return err
@@ -209,7 +216,8 @@ func run(ctx context.Context, bin, dir string, keep bool) (err error) {
 	say("point-in-time restore of metadata.mfs as of %s (before the rm), from the stream", before.UTC().Format(time.RFC3339))
 	restored := filepath.Join(l.HostDir(mb), "restored")
 	t0 = time.Now()
-	out, err = l.Exec(ctx, mb, bin, "restore", "--nats", natsURL, "--cluster", "demo", "--to", before.UTC().Format(time.RFC3339), "--out", restored)
+	out, err = l.Exec(ctx, mb, bin, "restore", "--nats", natsURL, "--cluster", "demo", "--to", before.UTC().Format(time.RFC3339), "--out", restored,
+		"--mfsmaster", mfs.Path("mfsmaster"))
 	fmt.Print(indent(out))
 	if err != nil {
 		return err

@@ -13,10 +13,11 @@ import (
 )
 
 // MakeMetadata writes DIR/metadata.mfs holding files f2..f(inodes+1) in the root directory,
-// made by the real mfsmaster in seconds even for a million inodes: a synthetic changelog (a
-// SETMETAID line, then one CREATE per file, all at unix time ts) replayed by `mfsmaster -a
-// restore`, which serves nothing and exits. It returns the metadata's version, inodes + 2.
-func MakeMetadata(ctx context.Context, dir string, metaID uint64, inodes int, ts int64) (uint64, error) {
+// made by the real mfsmaster (the binary named) in seconds even for a million inodes: a
+// synthetic changelog (a SETMETAID line, then one CREATE per file, all at unix time ts)
+// replayed by `mfsmaster -a restore`, which serves nothing and exits. It returns the
+// metadata's version, inodes + 2. The file has the format of that mfsmaster's release.
+func MakeMetadata(ctx context.Context, mfsmaster, dir string, metaID uint64, inodes int, ts int64) (uint64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
@@ -58,12 +59,8 @@ func MakeMetadata(ctx context.Context, dir string, metaID uint64, inodes int, ts
 	if err := os.WriteFile(filepath.Join(work, "exports"), []byte("* / rw,alldirs,admin,maproot=0:0\n"), 0o644); err != nil {
 		return 0, err
 	}
-	master, err := lookBin("mfsmaster")
-	if err != nil {
-		return 0, err
-	}
-	if out, err := exec.CommandContext(ctx, master, "-c", cfg, "-a", "restore").CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("make metadata: mfsmaster -a restore: %w\n%s", err, tail("mfsmaster", out))
+	if out, err := exec.CommandContext(ctx, mfsmaster, "-c", cfg, "-a", "restore").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("make metadata: %s -a restore: %w\n%s", mfsmaster, err, tail("mfsmaster", out))
 	}
 	made := filepath.Join(data, "metadata.mfs")
 	head := make([]byte, 24)
@@ -117,5 +114,5 @@ func (l *Lab) SeedMaster(ctx context.Context, host string, metaID uint64, inodes
 	if err := os.RemoveAll(dir); err != nil {
 		return 0, err
 	}
-	return MakeMetadata(ctx, dir, metaID, inodes, ts)
+	return MakeMetadata(ctx, l.cfg.MooseFS.Path("mfsmaster"), dir, metaID, inodes, ts)
 }

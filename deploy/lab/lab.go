@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mfsha/mfsha/internal/moosefs"
 )
 
 // Host names of the production layout (see DefaultHosts).
@@ -61,6 +63,10 @@ type Config struct {
 	StartTimeout time.Duration
 	// StopTimeout bounds how long a graceful stop waits before it kills; zero means 30s.
 	StopTimeout time.Duration
+	// MooseFS is the release whose binaries every MooseFS process of the lab runs (masters,
+	// metaloggers, chunkservers, mounts, MakeMetadata); zero means Debian's 3.0.117 in /usr.
+	// New fails when one of them is missing or reports another release.
+	MooseFS moosefs.Dist
 }
 
 // DefaultHosts returns the production layout: ma, mb, c1, cl.
@@ -92,6 +98,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StopTimeout == 0 {
 		c.StopTimeout = 30 * time.Second
+	}
+	if c.MooseFS == (moosefs.Dist{}) {
+		c.MooseFS = moosefs.Installed[0]
 	}
 	if !c.Subnet.Addr().Is4() {
 		return c // Validate rejects it; no address can be derived
@@ -166,6 +175,12 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// labBinaries are the MooseFS binaries a lab runs.
+var labBinaries = []string{"mfsmaster", "mfsmetalogger", "mfschunkserver", "mfsmount"}
+
+// MooseFS returns the release the lab's MooseFS processes run.
+func (l *Lab) MooseFS() moosefs.Dist { return l.cfg.MooseFS }
+
 // Lab is one MooseFS cluster in network namespaces. Create it with New, build the network with
 // Up, start components, and tear everything down with Down.
 type Lab struct {
@@ -176,12 +191,16 @@ type Lab struct {
 	procs map[procKey]*proc // processes started by this Lab value
 }
 
-// New validates cfg (after filling in defaults) and returns a Lab. It creates nothing on the
-// system but cfg.Dir; call Up to build the network.
+// New validates cfg (after filling in defaults), checks that the MooseFS release's binaries
+// are installed, and returns a Lab. It creates nothing on the system but cfg.Dir; call Up to
+// build the network.
 func New(cfg Config) (*Lab, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if err := cfg.MooseFS.Check(context.Background(), labBinaries...); err != nil {
+		return nil, fmt.Errorf("lab %s: %w", cfg.Name, err)
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/mfsha/mfsha/internal/moosefs"
 )
 
 // requireLab fails the test, naming what is missing, unless it runs as root with the MooseFS
@@ -24,11 +27,25 @@ func requireLab(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test builds network namespaces and runs the real MooseFS: it needs root (run `make test` as root)")
 	}
-	for _, b := range []string{"mfsmaster", "mfsmetalogger", "mfschunkserver", "mfsmount", "nsenter", "dd", "cat"} {
+	for _, b := range []string{"nsenter", "dd", "cat"} {
 		if _, err := lookBin(b); err != nil {
-			t.Fatalf("%v: run `make deps` (Debian's moosefs-* packages, util-linux)", err)
+			t.Fatalf("%v: run `make deps` (util-linux, coreutils)", err)
 		}
 	}
+	if err := testMooseFS(t).Check(context.Background(), "mfsmaster", "mfsmetalogger", "mfschunkserver", "mfsmount"); err != nil {
+		t.Fatalf("%v: run `make deps`", err)
+	}
+}
+
+// testMooseFS is the release under test, as internal/mfstest chooses it (MFSHA_MOOSEFS,
+// default 3.0.117; that package imports this one, so its tests cannot use it).
+func testMooseFS(t *testing.T) moosefs.Dist {
+	t.Helper()
+	d, err := moosefs.DistOf(cmp.Or(os.Getenv("MFSHA_MOOSEFS"), "3.0.117"))
+	if err != nil {
+		t.Fatalf("MFSHA_MOOSEFS: %v", err)
+	}
+	return d
 }
 
 // labName returns a lab name unique to this test process: "l", 5 hex digits of the pid and a
@@ -40,7 +57,7 @@ func labName(suffix string) string {
 // newLab creates a lab and registers its teardown and the check that nothing is left.
 func newLab(t *testing.T, suffix string, hosts []HostSpec) *Lab {
 	t.Helper()
-	l, err := New(Config{Name: labName(suffix), Dir: t.TempDir(), Hosts: hosts, StartTimeout: 20 * time.Second})
+	l, err := New(Config{Name: labName(suffix), Dir: t.TempDir(), Hosts: hosts, StartTimeout: 20 * time.Second, MooseFS: testMooseFS(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

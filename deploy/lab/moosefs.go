@@ -82,7 +82,7 @@ func (l *Lab) StartMaster(ctx context.Context, host string, extraArgs ...string)
 	return l.Start(ctx, ProcSpec{
 		Host: host,
 		Role: RoleMaster,
-		Argv: append([]string{"mfsmaster", "-f", "-c", cfg}, extraArgs...),
+		Argv: append([]string{l.cfg.MooseFS.Path("mfsmaster"), "-f", "-c", cfg}, extraArgs...),
 		Ready: func(ctx context.Context) error {
 			_, err := ProbeMaster(ctx, dial, self)
 			return err
@@ -111,7 +111,7 @@ func (l *Lab) StartMetalogger(ctx context.Context, host string) error {
 	return l.Start(ctx, ProcSpec{
 		Host: host,
 		Role: RoleMetalogger,
-		Argv: []string{"mfsmetalogger", "-f", "-c", cfg},
+		Argv: []string{l.cfg.MooseFS.Path("mfsmetalogger"), "-f", "-c", cfg},
 		Ready: func(ctx context.Context) error {
 			mls, err := Metaloggers(ctx, dial, l.MasterAddr())
 			if err != nil {
@@ -141,7 +141,7 @@ func (l *Lab) StartChunkserver(ctx context.Context, host string) error {
 	return l.Start(ctx, ProcSpec{
 		Host: host,
 		Role: RoleChunkserver,
-		Argv: []string{"mfschunkserver", "-f", "-c", cfg},
+		Argv: []string{l.cfg.MooseFS.Path("mfschunkserver"), "-f", "-c", cfg},
 		Ready: func(ctx context.Context) error {
 			css, err := Chunkservers(ctx, dial, l.MasterAddr())
 			if err != nil {

@@ -51,7 +51,7 @@ func (l *Lab) Mount(ctx context.Context, host string) (string, error) {
 	err = l.Start(ctx, ProcSpec{
 		Host: host,
 		Role: RoleMount,
-		Argv: []string{"mfsmount", "-f",
+		Argv: []string{l.cfg.MooseFS.Path("mfsmount"), "-f",
 			"-H", l.cfg.VIP.String(), "-P", strconv.Itoa(PortMasterCl),
 			"-o", "mfscfgfile=" + cfg,
 			"-o", "mfsbind=" + h.Addr.String(),

@@ -94,11 +94,20 @@ func Chunkservers(ctx context.Context, dial DialFunc, addr string) ([]Chunkserve
 	if err != nil {
 		return nil, err
 	}
-	// 3.0.x entry: flags:8 version:24 ip:32 port:16 csid:16 used:64 total:64 chunks:32
-	// tdused:64 tdtotal:64 tdchunks:32 errors:32 load:32 gracetime:32 labels:32 mfr:8.
-	const size = 69
-	if len(b)%size != 0 {
-		return nil, fmt.Errorf("master %s: chunkserver list of %d bytes is not a multiple of %d: %w", addr, len(b), size, ErrBadReply)
+	// 3.0.117 entry (mfsmaster/chunks.c): flags:8 version:24 ip:32 port:16 csid:16 used:64
+	// total:64 chunks:32 tdused:64 tdtotal:64 tdchunks:32 errors:32 load:32 gracetime:32
+	// labels:32 mfr:8, 69 bytes. 4.59.2 (mfsmaster/csdb.c, the request without a mode byte)
+	// adds the ip as mapped for the asking client after ip: 73 bytes. The entry size tells
+	// them apart: both divide only lists of 73 or more entries, which the lab never has.
+	const size3, size4 = 69, 73
+	size, ipmap := size3, 0
+	switch {
+	case len(b)%size3 == 0 && len(b)%size4 == 0 && len(b) > 0:
+		return nil, fmt.Errorf("master %s: chunkserver list of %d bytes: entries of %d (3.0) or %d (4.x) bytes: %w", addr, len(b), size3, size4, ErrBadReply)
+	case len(b)%size4 == 0:
+		size, ipmap = size4, 4
+	case len(b)%size3 != 0:
+		return nil, fmt.Errorf("master %s: chunkserver list of %d bytes is not a multiple of %d (3.0) or %d (4.x): %w", addr, len(b), size3, size4, ErrBadReply)
 	}
 	be := binary.BigEndian
 	var out []ChunkserverInfo
@@ -106,13 +115,14 @@ func Chunkservers(ctx context.Context, dial DialFunc, addr string) ([]Chunkserve
 		v := be.Uint32(b[0:4])
 		var ip [4]byte
 		copy(ip[:], b[4:8])
+		e := b[ipmap:] // the fields after ip, at their 3.0 offsets
 		out = append(out, ChunkserverInfo{
-			Addr:       netip.AddrPortFrom(netip.AddrFrom4(ip), be.Uint16(b[8:10])),
+			Addr:       netip.AddrPortFrom(netip.AddrFrom4(ip), be.Uint16(e[8:10])),
 			Connected:  v>>24&1 == 0,
 			Version:    version(v>>16&0xff, v>>8&0xff, v&0xff),
-			UsedSpace:  be.Uint64(b[12:20]),
-			TotalSpace: be.Uint64(b[20:28]),
-			Chunks:     be.Uint32(b[28:32]),
+			UsedSpace:  be.Uint64(e[12:20]),
+			TotalSpace: be.Uint64(e[20:28]),
+			Chunks:     be.Uint32(e[28:32]),
 		})
 	}
 	return out, nil

@@ -1,59 +1,94 @@
-// Package mfstest helps tests use the real MooseFS binaries: it checks they are there and makes
-// real metadata files with mfsmaster itself.
+// Package mfstest helps tests use the real MooseFS binaries: it picks the release under test
+// (MFSHA_MOOSEFS), checks its binaries are there and makes real metadata files with its
+// mfsmaster.
 package mfstest
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/mfsha/mfsha/deploy/lab"
+	"github.com/mfsha/mfsha/internal/moosefs"
 )
+
+// EnvVersion names the environment variable that chooses the MooseFS release the
+// real-MooseFS tests run: "3.0.117" (DefaultVersion: Debian's packages in /usr) or "4.59.2"
+// (`make deps` builds it into /opt/moosefs-4.59.2).
+const EnvVersion = "MFSHA_MOOSEFS"
+
+// DefaultVersion is the release tested when EnvVersion is unset.
+const DefaultVersion = "3.0.117"
 
 // Binaries the real-MooseFS tests run.
 var Binaries = []string{"mfsmaster", "mfsmetalogger", "mfschunkserver", "mfsmount", "mfsmetadump"}
 
+// Selected returns the release EnvVersion names (DefaultVersion when unset), without checking
+// that it is installed.
+func Selected() (moosefs.Dist, error) {
+	v := os.Getenv(EnvVersion)
+	if v == "" {
+		v = DefaultVersion
+	}
+	d, err := moosefs.DistOf(v)
+	if err != nil {
+		return moosefs.Dist{}, err
+	}
+	return d, nil
+}
+
+// Dist returns the release under test. It fails the test, naming what is missing, when
+// EnvVersion names no tested release or when one of Binaries of that release is missing or
+// reports another version: a test never silently runs another release.
+func Dist(t testing.TB) moosefs.Dist {
+	t.Helper()
+	d, err := Selected()
+	if err != nil {
+		t.Fatalf("%s: %v", EnvVersion, err)
+	}
+	if err := d.Check(context.Background(), Binaries...); err != nil {
+		t.Fatalf("%s=%s: %v: run `make deps` (Debian's moosefs packages for 3.0.117, a build from source for 4.59.2)", EnvVersion, d.Version, err)
+	}
+	return d
+}
+
 // RequireMooseFS fails the test, naming what is missing, unless it runs as root with the
-// MooseFS binaries installed (`make deps` installs them). It never skips.
-func RequireMooseFS(t testing.TB) {
+// binaries of the release under test installed. It never skips. It returns that release.
+func RequireMooseFS(t testing.TB) moosefs.Dist {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("this test runs the real MooseFS in network namespaces and needs root: run `make test` as root")
 	}
-	for _, b := range Binaries {
-		if _, err := Path(b); err != nil {
-			t.Fatalf("%v: run `make deps` (installs Debian's moosefs packages)", err)
-		}
-	}
+	return Dist(t)
 }
 
-// Path finds a MooseFS binary on PATH or in /usr/sbin, /sbin, /usr/bin.
+// Path returns the path of a binary of the release under test, or an error naming it when it
+// is not installed.
 func Path(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
+	d, err := Selected()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", EnvVersion, err)
 	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
+	p := d.Path(name)
+	if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("%s: %w: %s", d, moosefs.ErrNotInstalled, p)
 	}
-	return "", fmt.Errorf("MooseFS binary %s not found", name)
+	return p, nil
 }
 
 // MakeMetadata makes a real metadata file DIR/data/metadata.mfs with files f2..f(inodes+1) in
-// its root, with the real mfsmaster (see lab.MakeMetadata): `mfsmaster -a restore` replays a
-// synthetic changelog and exits; it opens no socket (checked with strace), so it needs no
-// network namespace. It returns the file's path and version, inodes + 2. Two calls make
-// different bytes even with equal arguments: the root's atime is the time of the call.
+// its root, with the real mfsmaster of the release under test (see lab.MakeMetadata):
+// `mfsmaster -a restore` replays a synthetic changelog and exits; it opens no socket (checked
+// with strace), so it needs no network namespace. It returns the file's path and version,
+// inodes + 2. Two calls make different bytes even with equal arguments: the root's atime is
+// the time of the call.
 func MakeMetadata(t testing.TB, dir string, metaID uint64, inodes int) (string, uint64) {
 	t.Helper()
-	RequireMooseFS(t)
+	d := RequireMooseFS(t)
 	data := filepath.Join(dir, "data")
-	version, err := lab.MakeMetadata(context.Background(), data, metaID, inodes, 1700000000)
+	version, err := lab.MakeMetadata(context.Background(), d.Path("mfsmaster"), data, metaID, inodes, 1700000000)
 	if err != nil {
 		t.Fatal(err)
 	}

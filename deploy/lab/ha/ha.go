@@ -37,8 +37,8 @@ func NodeMetricsAddr(l *lab.Lab, host string) string {
 	return netip.AddrPortFrom(l.HostAddr(host), 9480).String()
 }
 
-// StartNode writes the host's mfsmaster.cfg and runs an mfsha failover node on it: the node
-// owns mfsmaster (never start one with StartMaster on that host), the VIP (never AddVIP) and,
+// StartNode writes the host's mfsmaster.cfg and runs an mfsha failover node on it, with the
+// lab's MooseFS release as its mfsmaster (--mfsmaster): the node owns mfsmaster (never start one with StartMaster on that host), the VIP (never AddVIP) and,
 // while it stands by, a materialized metadata in HOST/standby merged with the local
 // metalogger's files. It returns once the node accepted its settings (its metrics port is
 // open); see WaitMaster for its role.
@@ -59,7 +59,7 @@ func StartNode(ctx context.Context, l *lab.Lab, spec NodeSpec) error {
 	argv := []string{spec.Bin, spec.Start,
 		"--cluster", spec.Cluster, "--nats", strings.Join(spec.NATS, ","), "--replicas", "3",
 		"--vip", vip.String(), "--interface", lab.HostInterface, "--name", spec.Host, "--node-addr", haddr.String(),
-		"--mfsmaster-config", cfg, "--archive", filepath.Join(dir, "archive"),
+		"--mfsmaster-config", cfg, "--mfsmaster", l.MooseFS().Path("mfsmaster"), "--archive", filepath.Join(dir, "archive"),
 		"--metrics", NodeMetricsAddr(l, spec.Host), "--metalogger", l.MetaloggerDataDir(spec.Host)}
 	if spec.Start == "ship" {
 		argv = append(argv, "--data", l.MasterDataDir(spec.Host), "--state", filepath.Join(dir, "mfsha"),
