@@ -7,24 +7,31 @@ import (
 )
 
 // FuzzRoundTrip: Parse never panics; whatever it accepts formats back to the same bytes and
-// parses again to an equal Line; ParseVersion agrees with it; the Scanner sees the same line.
-// Seeded with the lines of a real mfsmaster (testdata/real-changelog.txt).
+// parses again to an equal Line; Check and ParseVersion agree with it; the Scanner sees the
+// same line. Seeded with the lines of a real mfsmaster (testdata/real-changelog.txt) and one
+// line of every operation (everyOp).
 func FuzzRoundTrip(f *testing.F) {
 	for _, l := range realLines(f) {
 		f.Add(l)
 	}
+	for _, s := range everyOp {
+		f.Add([]byte(s))
+	}
 	for _, s := range []string{
-		"1: 17|CREATE(1,a%2c,1):2",
+		"1: 17|CREATE(1,a%2c,1,420,18,0,0,0):2",
 		"1: 17|SNAPSHOT(1,2,n,0,0,0,[1%2C2],18)",
 		"1: 17|SNAPSHOT(1,2,n,0,0,0,[1,2]x,18)",
-		"1: 17|X(é,a(b,\t)",
-		"1: 17|X(,):",
+		"1: 17|SETPATH(1,é,a(b,\t)",
+		"1: 17|SCSET(s,1,1,C(0:0:0),0,0,C(0:0:0),K(0:0:0),A(0:0:0:0),T(0:0:0:0),1,(1:24:0),0,0,-):1",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		l, err := Parse(in)
 		v, ts, verr := ParseVersion(in)
+		if cerr := Check(in); (cerr == nil) != (err == nil) {
+			t.Fatalf("Check(%q) = %v but Parse says %v", in, cerr, err)
+		}
 		if err != nil {
 			if verr == nil && bytes.IndexByte(in, '|') < 0 {
 				t.Fatalf("ParseVersion accepted %q without '|'", in)

@@ -1,16 +1,21 @@
-// Package changelog reads and writes MooseFS 3.0 changelog lines:
+// Package changelog reads, checks and writes MooseFS changelog lines (3.0.117 and 4.59.2):
 //
 //	VERSION: TIMESTAMP|OP(ARG,ARG,...)[:RESULT]
 //
-// as mfsmaster writes them (changelog() in mfsmaster/changelog.c). VERSION grows by one per line
-// over the cluster's history; TIMESTAMP is unix seconds. Names, paths, xattr values, ACL blobs
-// and session info in the arguments are escaped by MooseFS (see Escape); numbers are not.
+// as mfsmaster writes them (changelog() in mfsmaster/changelog.c) and reads them back
+// (mfsmaster/restore.c). VERSION grows by one per line over the cluster's history; TIMESTAMP
+// is unix seconds. Names, paths, xattr values, ACL blobs and session info in the arguments are
+// escaped by MooseFS (see Escape); numbers are not. Check validates a line against the grammar
+// of its operation (ops.go); Parse accepts exactly what Check accepts.
 //
 // The contract is the round trip: for every b that Parse accepts, Parse(b).AppendFormat(nil)
 // is b, byte for byte, and parsing that again gives an equal Line.
 package changelog
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // Line is one changelog line.
 type Line struct {
@@ -18,11 +23,13 @@ type Line struct {
 	Time    uint32 // unix seconds
 	Op      string // e.g. "CREATE"
 	// Args are the arguments split at the commas between them and unescaped (%XX decoded) into
-	// raw bytes. Commas inside names are escaped by MooseFS, so they do not split. Two
+	// raw bytes. Commas inside names are escaped by MooseFS, so they do not split. Three
 	// exceptions follow what MooseFS writes: numbers lists are plain comma-separated arguments
-	// (SCSET's label masks are several arguments), and SNAPSHOT's group list, its 7th
+	// (SCSET's label masks are several arguments); SNAPSHOT's group list, its 7th
 	// argument, written raw as "[0,10,20]", is one argument kept as written, brackets
-	// included. A line without arguments, "OP()", has nil Args.
+	// included; and a 4.x SCSET's storage modes, written raw with nested parentheses such as
+	// "C(0:0:0)" or "(1:24:0)", are one argument each, kept as written. A line without
+	// arguments, "OP()", has nil Args.
 	Args []string
 	// HasResult says whether the line ends with ":RESULT" after the argument list.
 	HasResult bool
@@ -30,9 +37,12 @@ type Line struct {
 	Result string
 	// RawArgs, when not empty, is the argument text exactly as read between the parentheses,
 	// and AppendFormat writes it instead of escaping Args. Parse sets it only for arguments
-	// that MooseFS's escaping would not reproduce (lower-case hex, an escape of a byte MooseFS
-	// leaves raw, a raw byte MooseFS escapes), so that such a line still formats back to its
+	// that MooseFS's escaping would not reproduce (an escape of a byte MooseFS leaves raw,
+	// such as %41), so that such a line still formats back to its
 	// exact bytes. Clear it after changing Args.
+	//
+	// Only escapes that restore.c reads are accepted at all: upper-case hex (restore.c refuses
+	// lower case), and no raw byte outside 32..126 (see Check).
 	RawArgs string
 }
 
@@ -56,7 +66,7 @@ func (l Line) AppendFormat(dst []byte) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			if isGroupArg(l.Op, i, a) {
+			if isGroupArg(l.Op, i, a) || structArg(l.Op, l.Args[:i], i) && strings.IndexByte(a, '(') >= 0 {
 				dst = append(dst, a...)
 			} else {
 				dst = AppendEscape(dst, a)
@@ -93,4 +103,19 @@ func isGroupArg(op string, i int, a string) bool {
 		}
 	}
 	return true
+}
+
+// structArg reports whether argument i of op, given the arguments before it, is one that
+// MooseFS writes raw with parentheses: the storage modes of a 4.x SCSET,
+// C(...),K(...),A(...),T(...) and its "(archmode:delay[:minsize])" (see opScset). In the
+// 4.57+ form (third argument "1") they are arguments 6-9 and 11, in the 4.0 form 2-5 and 7.
+func structArg(op string, before []string, i int) bool {
+	if op != "SCSET" || i < 2 {
+		return false
+	}
+	first := 2
+	if i > 2 && before[2] == "1" {
+		first = 6
+	}
+	return i >= first && i < first+4 || i == first+5
 }

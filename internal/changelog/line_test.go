@@ -105,27 +105,38 @@ func TestParse(t *testing.T) {
 		{`1: 1795591635|SETMETAID(7712007351827270746)`,
 			Line{Version: 1, Time: 1795591635, Op: "SETMETAID", Args: []string{"7712007351827270746"}}},
 		{`18446744073709551615: 4294967295|IDLE()`, Line{Version: 1<<64 - 1, Time: 1<<32 - 1, Op: "IDLE"}},
-		{`0: 0|X()`, Line{Op: "X"}},
-		{`9: 17|X():`, Line{Version: 9, Time: 17, Op: "X", HasResult: true}},
-		{`9: 17|X(,)`, Line{Version: 9, Time: 17, Op: "X", Args: []string{"", ""}}},
-		{`9: 17|X(a,)`, Line{Version: 9, Time: 17, Op: "X", Args: []string{"a", ""}}},
-		{`9: 17|X(a):b)c(d:e,%zz`, Line{Version: 9, Time: 17, Op: "X", Args: []string{"a"}, HasResult: true, Result: "b)c(d:e,%zz"}},
-		{`9: 17|X(%7F%25%2C%28%29)`, Line{Version: 9, Time: 17, Op: "X", Args: []string{"\x7f%,()"}}},
+		{`0: 0|IDLE()`, Line{Op: "IDLE"}},
+		{`9: 17|SESSION():5`, Line{Version: 9, Time: 17, Op: "SESSION", HasResult: true, Result: "5"}},
+		{`9: 17|EMPTYTRASH():1,2`, Line{Version: 9, Time: 17, Op: "EMPTYTRASH", HasResult: true, Result: "1,2"}},
+		{`9: 17|SETPATH(3,)`, Line{Version: 9, Time: 17, Op: "SETPATH", Args: []string{"3", ""}}},
+		{`9: 17|SETXATTR(3,,,0)`, Line{Version: 9, Time: 17, Op: "SETXATTR", Args: []string{"3", "", "", "0"}}},
+		{`9: 17|SETPATH(1,%7F%25%2C%28%29)`, Line{Version: 9, Time: 17, Op: "SETPATH", Args: []string{"1", "\x7f%,()"}}},
+		{`9: 17|TRASH_RECOVER(5,1,a/b%28c%29,18,0,0,0):(a/b%28c%29)`, Line{Version: 9, Time: 17, Op: "TRASH_RECOVER", Args: []string{"5", "1", "a/b(c)", "18", "0", "0", "0"}, HasResult: true, Result: "(a/b%28c%29)"}},
 		{`9: 17|SNAPSHOT(1,2,n,0,0,0,[0],18)`, Line{Version: 9, Time: 17, Op: "SNAPSHOT", Args: []string{"1", "2", "n", "0", "0", "0", "[0]", "18"}}},
 		{`9: 17|SNAPSHOT(1,2,n,0,0,0,[],18)`, Line{Version: 9, Time: 17, Op: "SNAPSHOT", Args: []string{"1", "2", "n", "0", "0", "0", "[]", "18"}}},
-		// Not a group list: split at every comma, like any other arguments.
-		{`9: 17|SNAPSHOT(1,2,n,0,0,0,[1,2]x,18)`, Line{Version: 9, Time: 17, Op: "SNAPSHOT", Args: []string{"1", "2", "n", "0", "0", "0", "[1", "2]x", "18"}}},
-		{`9: 17|SNAPSHOT([1,2],2)`, Line{Version: 9, Time: 17, Op: "SNAPSHOT", Args: []string{"[1", "2]", "2"}}},
-		{`9: 17|CREATE(1,[a%2Cb],1)`, Line{Version: 9, Time: 17, Op: "CREATE", Args: []string{"1", "[a,b]", "1"}}},
-		// Text MooseFS would not write: accepted, and kept raw so that it formats back.
-		{`9: 17|CREATE(1,a%2c,1):2`, Line{Version: 9, Time: 17, Op: "CREATE", Args: []string{"1", "a,", "1"}, HasResult: true, Result: "2", RawArgs: "1,a%2c,1"}},
-		{`9: 17|X(%41)`, Line{Version: 9, Time: 17, Op: "X", Args: []string{"A"}, RawArgs: "%41"}},
-		{`9: 17|X(é)`, Line{Version: 9, Time: 17, Op: "X", Args: []string{"é"}, RawArgs: "é"}},
-		{"9: 17|X(a\tb)", Line{Version: 9, Time: 17, Op: "X", Args: []string{"a\tb"}, RawArgs: "a\tb"}},
-		{`9: 17|X(a(b)`, Line{Version: 9, Time: 17, Op: "X", Args: []string{"a(b"}, RawArgs: "a(b"}},
-		{`9: 17|SNAPSHOT(1,2,n,0,0,0,[1%2C2],18)`, Line{Version: 9, Time: 17, Op: "SNAPSHOT", Args: []string{"1", "2", "n", "0", "0", "0", "[1,2]", "18"}, RawArgs: "1,2,n,0,0,0,[1%2C2],18"}},
+		{`9: 17|CREATE(1,[a%2Cb],1,420,18,0,0,0):3`, Line{Version: 9, Time: 17, Op: "CREATE", Args: []string{"1", "[a,b]", "1", "420", "18", "0", "0", "0"}, HasResult: true, Result: "3"}},
+		// 4.x SCSET: the storage modes nest parentheses and are kept raw; the name and the
+		// description are escaped.
+		{`9: 17|SCSET(sc_two,1,1,my class%2C %28desc%29,0,0,C(0:0:0),K(2:0:255),A(0:0:0:0),T(0:0:0:0),1,(1:24:0),0,0,FF,FF):10`,
+			Line{Version: 9, Time: 17, Op: "SCSET", Args: []string{"sc_two", "1", "1", "my class, (desc)", "0", "0", "C(0:0:0)", "K(2:0:255)", "A(0:0:0:0)", "T(0:0:0:0)", "1", "(1:24:0)", "0", "0", "FF", "FF"}, HasResult: true, Result: "10"}},
+		{`9: 17|SCSET(s,0,C(0:0),K(1:0),A(0:0:0),T(0:0:0),1,24,0,0,):3`,
+			Line{Version: 9, Time: 17, Op: "SCSET", Args: []string{"s", "0", "C(0:0)", "K(1:0)", "A(0:0:0)", "T(0:0:0)", "1", "24", "0", "0", ""}, HasResult: true, Result: "3"}},
+		// Text MooseFS would not write but its restore.c reads: accepted, and kept raw so that
+		// it formats back.
+		{`9: 17|SETPATH(1,%41)`, Line{Version: 9, Time: 17, Op: "SETPATH", Args: []string{"1", "A"}, RawArgs: "1,%41"}},
+		// Refused: an escaped group list, an escaped storage mode.
+		{`9: 17|SNAPSHOT(1,2,n,0,0,0,[0%2C1],18)`, Line{}},
+		{`9: 17|SCSET(s,1,1,C%28x%29,0,0,C(0:0:0),K(0:0:0),A(0:0:0:0),T(0:0:0:0),1,(1:24:0),0,0,-):3`,
+			Line{Version: 9, Time: 17, Op: "SCSET", Args: []string{"s", "1", "1", "C(x)", "0", "0", "C(0:0:0)", "K(0:0:0)", "A(0:0:0:0)", "T(0:0:0:0)", "1", "(1:24:0)", "0", "0", "-"}, HasResult: true, Result: "3"}},
+		{`9: 17|SCSET(s,1,1,d,0,0,C%280:0:0%29,K(1:0:0),A(0:0:0:0),T(0:0:0:0),1,(1:24:0),0,0,-):3`, Line{}},
 	} {
 		got, err := Parse([]byte(tc.in))
+		if tc.want.Op == "" && tc.want.Version == 0 { // must be refused
+			if err == nil {
+				t.Errorf("Parse(%q) accepted it", tc.in)
+			}
+			continue
+		}
 		if err != nil {
 			t.Errorf("Parse(%q): %v", tc.in, err)
 			continue
@@ -152,11 +163,14 @@ func TestFormatHandBuilt(t *testing.T) {
 		{Line{Version: 82, Time: 1795595985, Op: "SNAPSHOT", Args: []string{"2", "1", "snap dir", "0", "72", "0", "[0,10,20]", "18"}, HasResult: true, Result: "18,0,0,0,0,3"},
 			`82: 1795595985|SNAPSHOT(2,1,snap dir,0,72,0,[0,10,20],18):18,0,0,0,0,3`},
 		// Only SNAPSHOT's 7th argument is a raw group list.
-		{Line{Version: 1, Time: 2, Op: "CREATE", Args: []string{"1", "2", "3", "4", "5", "6", "[0,10]"}},
-			`1: 2|CREATE(1,2,3,4,5,6,[0%2C10])`},
-		{Line{Version: 1, Time: 2, Op: "X", Args: []string{"sp ace:colon|pipe/slash", "\x7f\x80"}},
-			`1: 2|X(sp ace:colon|pipe/slash,%7F%80)`},
-		{Line{Version: 1, Time: 2, Op: "X", Args: []string{"ignored"}, RawArgs: "a%2c"}, `1: 2|X(a%2c)`},
+		{Line{Version: 1, Time: 2, Op: "CREATE", Args: []string{"1", "[0,10]", "1", "4", "5", "6", "7", "0"}, HasResult: true, Result: "9"},
+			`1: 2|CREATE(1,[0%2C10],1,4,5,6,7,0):9`},
+		{Line{Version: 1, Time: 2, Op: "SETXATTR", Args: []string{"1", "sp ace:colon|pipe/slash", "\x7f\x80", "0"}},
+			`1: 2|SETXATTR(1,sp ace:colon|pipe/slash,%7F%80,0)`},
+		{Line{Version: 1, Time: 2, Op: "SETPATH", Args: []string{"ignored"}, RawArgs: "1,%41"}, `1: 2|SETPATH(1,%41)`},
+		// Only SCSET's storage modes are written raw; its name and description are escaped.
+		{Line{Version: 1, Time: 2, Op: "SCSET", Args: []string{"C(1)", "1", "1", "K(2)", "0", "0", "C(0:0:0)", "K(2:0:255)", "A(0:0:0:0)", "T(0:0:0:0)", "1", "(1:24:0)", "0", "0", "FF", "FF"}, HasResult: true, Result: "10"},
+			`1: 2|SCSET(C%281%29,1,1,K%282%29,0,0,C(0:0:0),K(2:0:255),A(0:0:0:0),T(0:0:0:0),1,(1:24:0),0,0,FF,FF):10`},
 	} {
 		got := tc.l.String()
 		if got != tc.want {
@@ -171,7 +185,7 @@ func TestFormatHandBuilt(t *testing.T) {
 			t.Errorf("Parse(%q) = %q, %v; want arguments %q", got, back.Args, err, tc.l.Args)
 		}
 	}
-	if got, want := string(Line{Op: "X"}.AppendFormat([]byte("prefix "))), "prefix 0: 0|X()"; got != want {
+	if got, want := string(Line{Op: "IDLE"}.AppendFormat([]byte("prefix "))), "prefix 0: 0|IDLE()"; got != want {
 		t.Errorf("AppendFormat = %q, want %q", got, want)
 	}
 }
@@ -201,16 +215,32 @@ func TestParseErrors(t *testing.T) {
 		{"1: 17|cre(1)", `operation name has 'c' at byte 6`, 6},
 		{"1: 17|CRE ATE(1)", `operation name has ' ' at byte 9`, 9},
 		{"1: 17|(1)", `missing operation name before "(" at byte 6`, 6},
-		{"1: 17|CREATE(1,a", "unterminated argument list", 16},
-		{"1: 17|CREATE(1,a%G1,2)", `bad escape "%G1" at byte 16`, 16},
-		{"1: 17|CREATE(1,a%4)", `bad escape "%4" at byte 16`, 16},
-		{"1: 17|CREATE(1,a%)", `bad escape "%" at byte 16`, 16},
-		{"1: 17|CREATE(1,a%4g)", `bad escape "%4g" at byte 16`, 16},
-		{"1: 17|CREATE(1)x", `unexpected "x" after the argument list at byte 15`, 15},
-		{"1: 17|CREATE(1) :2", `unexpected " :2" after the argument list at byte 15`, 15},
-		{"1: 17|X()\n", `newline at byte 9 (a line is given without its '\n')`, 9},
-		{"1: 17|X(a\nb)", `newline at byte 9 (a line is given without its '\n')`, 9},
-		{"1: 17|X(\x00)", `NUL byte at byte 8`, 8},
+		{"1: 17|X()", `unknown operation "X" (not in the restore.c of MooseFS 3.0.117 or 4.59.2)`, 6},
+		{"1: 17|RENUMEDGES():5", `unknown operation "RENUMEDGES" (not in the restore.c of MooseFS 3.0.117 or 4.59.2)`, 6},
+		{"1: 17|UNLINK(1,a", `UNLINK: ')' expected at byte 16, found end of line`, 16},
+		{"1: 17|UNLINK(1,a%G1):2", `UNLINK: bad escape "%G1" at byte 16 (MooseFS writes %XX, upper-case hex)`, 16},
+		{"1: 17|UNLINK(1,a%4):2", `UNLINK: bad escape "%4)" at byte 16 (MooseFS writes %XX, upper-case hex)`, 16},
+		{"1: 17|UNLINK(1,a%", `UNLINK: bad escape "%" at byte 16 (MooseFS writes %XX, upper-case hex)`, 16},
+		{"1: 17|UNLINK(1,a%2c):2", `UNLINK: bad escape "%2c" at byte 16 (MooseFS writes %XX, upper-case hex)`, 16},
+		{"1: 17|UNLINK(1,a(b)):2", `UNLINK: ')' expected at byte 16, found '('`, 16},
+		{"1: 17|UNLINK(1,a):2x", `UNLINK: end of line expected at byte 19, found 'x'`, 19},
+		{"1: 17|UNLINK(1,a) :2", `UNLINK: ':' expected at byte 17, found ' '`, 17},
+		{"1: 17|UNLINK(1,a)", `UNLINK: ':' expected at byte 17, found end of line`, 17},
+		{"1: 17|PURGE(1):2", `PURGE: end of line expected at byte 14, found ':'`, 14},
+		{"1: 17|PURGE()", `PURGE: a 32-bit number expected at byte 12, found ')'`, 12},
+		{"1: 17|PURGE(4294967296)", `PURGE: a 32-bit number expected, value too big at byte 12`, 12},
+		{"1: 17|ACQUIRE(1,2,3)", `ACQUIRE: ')' expected at byte 17, found ','`, 17},
+		{"1: 17|SCECVERSION(256)", `SCECVERSION: a number 0-255 expected, value too big at byte 18`, 18},
+		{"1: 17|FLOCK(1,2,3,X)", `FLOCK: a lock command (U, R, S, W or E) expected at byte 18, found 'X'`, 18},
+		{"1: 17|CREATE(1," + strings.Repeat("a", 256) + ",1,420,18,0,0,0):2", `CREATE: name longer than 255 bytes at byte 271`, 271},
+		{"1: 17|SCSET(s,1,W10,K0,A0,0,0,0,-):2", `SCSET: more than 9 labels at byte 17`, 17},
+		{"1: 17|SCSET(s,1,C(1:0:0),K(0:0),A(0:0:0),T(0:0:0),1,24,0,0,-):2", `SCSET: ')' expected at byte 59, found '-'`, 59},
+		{"1: 17|SESADD(#1,1,0,0x22,0,0,0,0,0x0001,0,0,0x00000000,0,info):3", `SESADD: an octal digit of the session umask expected at byte 21, found 'x'`, 21},
+		{"1: 17|IDLE()\n", `newline at byte 12 (a line is given without its '\n')`, 12},
+		{"1: 17|SETPATH(1,a\nb)", `newline at byte 17 (a line is given without its '\n')`, 17},
+		{"1: 17|SETPATH(1,\x00)", `NUL byte at byte 16`, 16},
+		{"1: 17|SETPATH(1,\tb)", `raw byte 0x09 at byte 16 (MooseFS escapes it as %09)`, 16},
+		{"1: 17|SETPATH(1,é)", `raw byte 0xc3 at byte 16 (MooseFS escapes it as %C3)`, 16},
 	} {
 		_, err := Parse([]byte(tc.in))
 		var se *SyntaxError

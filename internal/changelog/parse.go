@@ -1,9 +1,6 @@
 package changelog
 
-import (
-	"bytes"
-	"strings"
-)
+import "strings"
 
 // ParseVersion reads only the "VERSION: TIMESTAMP|" prefix of a line, without allocating unless
 // it fails: the shipper's hot path. It does not look past the '|'; Parse checks the rest. Both
@@ -88,50 +85,35 @@ func prefix(s string, n int) string {
 	return s
 }
 
-// Parse parses one line given without its '\n'. Errors are *SyntaxError (errors.Is(err,
-// ErrSyntax)) saying what is wrong and at which byte, with a zero Line. The Line's strings do
-// not alias b.
+// Parse parses one line given without its '\n'. It accepts exactly the lines that Check
+// accepts; errors are Check's *SyntaxError (errors.Is(err, ErrSyntax)) saying what is wrong and
+// at which byte, with a zero Line. The Line's strings do not alias b.
 func Parse(b []byte) (Line, error) {
-	var l Line
-	v, ts, n, err := parsePrefix(b)
-	if err != nil {
+	if err := Check(b); err != nil {
 		return Line{}, err
 	}
+	var l Line
+	v, ts, n, _ := parsePrefix(b)
 	l.Version, l.Time = v, ts
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		return Line{}, syntaxErr(i, "newline at byte %d (a line is given without its '\\n')", i)
-	}
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		return Line{}, syntaxErr(i, "NUL byte at byte %d", i)
-	}
 	s := string(b[n:]) // one copy; Op, arguments and Result are substrings of it
-	i := 0
-	for i < len(s) && (s[i] >= 'A' && s[i] <= 'Z' || s[i] >= '0' && s[i] <= '9' || s[i] == '_') {
-		i++
-	}
-	switch {
-	case i == len(s):
-		return Line{}, syntaxErr(n+i, "missing operation and \"(\" after \"|\"")
-	case s[i] != '(':
-		return Line{}, syntaxErr(n+i, "operation name has %q at byte %d", s[i], n+i)
-	case i == 0:
-		return Line{}, syntaxErr(n, "missing operation name before \"(\" at byte %d", n)
-	}
-	l.Op = s[:i]
-	argsAt := i + 1
-	end := strings.IndexByte(s[argsAt:], ')')
-	if end < 0 {
-		return Line{}, syntaxErr(len(b), "unterminated argument list")
-	}
-	raw := s[argsAt : argsAt+end]
-	if after := s[argsAt+end+1:]; after != "" {
-		if after[0] != ':' {
-			at := n + argsAt + end + 1
-			return Line{}, syntaxErr(at, "unexpected %q after the argument list at byte %d", prefix(after, 20), at)
+	open := strings.IndexByte(s, '(')
+	l.Op = s[:open]
+	// The argument list ends at the ')' that closes the first '(': inside it, raw parentheses
+	// only nest (4.x SCSET), names escape theirs.
+	end, depth := open+1, 1
+	for ; depth > 0; end++ {
+		switch s[end] {
+		case '(':
+			depth++
+		case ')':
+			depth--
 		}
-		l.HasResult, l.Result = true, after[1:]
 	}
-	args, canonical, err := splitArgs(l.Op, raw, n+argsAt)
+	raw := s[open+1 : end-1]
+	if end < len(s) { // Check saw ':' here
+		l.HasResult, l.Result = true, s[end+1:]
+	}
+	args, canonical, err := splitArgs(l.Op, raw, n+open+1)
 	if err != nil {
 		return Line{}, err
 	}
@@ -142,8 +124,10 @@ func Parse(b []byte) (Line, error) {
 	return l, nil
 }
 
-// splitArgs splits and unescapes the argument text raw, found at offset off of its line.
-// canonical reports whether AppendFormat of the result gives raw back.
+// splitArgs splits the argument text raw, found at offset off of its line, at its top-level
+// commas and unescapes each argument, except a structured one (a SNAPSHOT group list, a 4.x
+// SCSET storage mode such as "C(0:0:0)"), which is kept as written. canonical reports whether
+// AppendFormat of the result gives raw back.
 func splitArgs(op, raw string, off int) (args []string, canonical bool, err error) {
 	if raw == "" {
 		return nil, true, nil
@@ -151,32 +135,39 @@ func splitArgs(op, raw string, off int) (args []string, canonical bool, err erro
 	args = make([]string, 0, strings.Count(raw, ",")+1)
 	canonical = true
 	for start := 0; ; {
-		end := -1
-		if len(args) == snapshotGroupsArg && op == "SNAPSHOT" && raw[start] == '[' {
-			if j := strings.IndexByte(raw[start:], ']'); j >= 0 {
-				if g := raw[start : start+j+1]; isGroupArg(op, len(args), g) &&
-					(start+j+1 == len(raw) || raw[start+j+1] == ',') {
-					end = start + j + 1
-				}
+		end, depth := start, 0
+		for ; end < len(raw); end++ {
+			c := raw[end]
+			if c == '(' {
+				depth++
+			} else if c == ')' {
+				depth--
+			} else if c == ',' && depth == 0 {
+				break
 			}
 		}
-		var a string
-		if end >= 0 {
-			a = raw[start:end] // a group list, kept raw
-		} else {
-			end = strings.IndexByte(raw[start:], ',')
-			if end < 0 {
-				end = len(raw)
-			} else {
-				end += start
+		if len(args) == snapshotGroupsArg && op == "SNAPSHOT" && raw[start] == '[' {
+			if j := strings.IndexByte(raw[start:], ']'); j >= 0 && isGroupArg(op, len(args), raw[start:start+j+1]) {
+				end = start + j + 1 // Check saw ',' after it
 			}
-			v, canon, err := unescapeArg(raw[start:end], off+start)
+		}
+		a := raw[start:end]
+		switch {
+		case isGroupArg(op, len(args), a):
+			// a group list, kept raw
+		case strings.IndexByte(a, '(') >= 0:
+			// a structured SCSET argument, kept raw (Check allows raw parentheses nowhere
+			// else); Format writes it raw where SCSET's form has one
+			if !structArg(op, args, len(args)) {
+				canonical = false
+			}
+		default:
+			v, canon, err := unescapeArg(a, off+start)
 			if err != nil {
 				return nil, false, err
 			}
-			// A value that looks like a group list is written raw, so its escaped form
-			// is not what Format would write.
-			if !canon || isGroupArg(op, len(args), v) {
+			// A value that Format would write raw is not what it escaped.
+			if !canon || isGroupArg(op, len(args), v) || structArg(op, args, len(args)) && strings.IndexByte(v, '(') >= 0 {
 				canonical = false
 			}
 			a = v

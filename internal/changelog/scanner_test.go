@@ -56,12 +56,15 @@ func TestScannerNamesFileAndLine(t *testing.T) {
 	}
 	good := in.String()
 	for _, tc := range []struct{ bad, want string }{
-		{"x: 1|X()\n", `changelog.0.mfs line 42: version "x" is not a number`},
-		{"42: 1|BAD(%ZZ)\n", `changelog.0.mfs line 42: bad escape "%ZZ" at byte 10`},
-		{"42: 1|CREATE(1,a\n", `changelog.0.mfs line 42: unterminated argument list`},
-		{"42 1|X()\n", `changelog.0.mfs line 42: missing ": " after version 42`},
+		{"x: 1|IDLE()\n", `changelog.0.mfs line 42: version "x" is not a number`},
+		{"42: 1|PURGE(%ZZ)\n", `changelog.0.mfs line 42: PURGE: a 32-bit number expected at byte 12, found '%'`},
+		{"42: 1|BAD(1)\n", `changelog.0.mfs line 42: unknown operation "BAD" (not in the restore.c of MooseFS 3.0.117 or 4.59.2)`},
+		{"42: 1|UNLINK(1,a%ZZ):3\n", `changelog.0.mfs line 42: UNLINK: bad escape "%ZZ" at byte 16 (MooseFS writes %XX, upper-case hex)`},
+		{"42: 1|UNLINK(1,a\x00b):3\n", `changelog.0.mfs line 42: NUL byte at byte 16`},
+		{"42: 1|CREATE(1,a\n", `changelog.0.mfs line 42: CREATE: ',' expected at byte 16, found end of line`},
+		{"42 1|IDLE()\n", `changelog.0.mfs line 42: missing ": " after version 42`},
 	} {
-		sc := NewScanner(strings.NewReader(good+tc.bad+"43: 1|X()\n"), "changelog.0.mfs")
+		sc := NewScanner(strings.NewReader(good+tc.bad+"43: 1|IDLE()\n"), "changelog.0.mfs")
 		got, err := scanAll(sc)
 		if len(got) != 41 || err == nil || err.Error() != tc.want {
 			t.Errorf("read %d lines, err %v; want 41 and %q", len(got), err, tc.want)
@@ -102,23 +105,23 @@ func TestScannerPartialLine(t *testing.T) {
 		t.Errorf("Raw after a partial line = %q, want nil", sc.Raw())
 	}
 
-	buf.WriteString("IRE(1,2)\n3: 1|X()")
+	buf.WriteString("IRE(1,2)\n3: 1|SESSION()")
 	got, err = scanAll(sc)
 	if want := []string{"2: 1|ACQUIRE(1,2)"}; !equal(got, want) || !errors.Is(err, ErrPartialLine) {
 		t.Fatalf("after the rest: lines %q, err %v; want %q and a partial line 3", got, err, want)
 	}
 	buf.WriteString(":7\n")
 	got, err = scanAll(sc)
-	if want := []string{"3: 1|X():7"}; !equal(got, want) || err != nil {
+	if want := []string{"3: 1|SESSION():7"}; !equal(got, want) || err != nil {
 		t.Fatalf("lines %q, err %v; want %q and a clean end", got, err, want)
 	}
 	if got, want := sc.LineNumber(), 3; got != want {
 		t.Errorf("LineNumber = %d, want %d", got, want)
 	}
 	// After a clean end, lines appended later are read too.
-	buf.WriteString("4: 2|X()\n")
+	buf.WriteString("4: 2|IDLE()\n")
 	got, err = scanAll(sc)
-	if want := []string{"4: 2|X()"}; !equal(got, want) || err != nil {
+	if want := []string{"4: 2|IDLE()"}; !equal(got, want) || err != nil {
 		t.Fatalf("lines %q, err %v; want %q", got, err, want)
 	}
 }
@@ -131,13 +134,13 @@ func TestScannerEmptyInput(t *testing.T) {
 }
 
 func TestScannerLineTooLong(t *testing.T) {
-	head := "1: 1|X("
+	head := "1: 1|SETPATH(1,"
 	fits := head + strings.Repeat("a", MaxLineBytes-len(head)-1) + ")"
 	got, err := scanAll(NewScanner(strings.NewReader(fits+"\n"), "f"))
 	if len(got) != 1 || len(got[0]) != MaxLineBytes || err != nil {
 		t.Fatalf("a line of MaxLineBytes: %d lines, err %v; want it read", len(got), err)
 	}
-	long := head + strings.Repeat("a", MaxLineBytes) + ")\n2: 1|X()\n"
+	long := head + strings.Repeat("a", MaxLineBytes) + ")\n2: 1|IDLE()\n"
 	got, err = scanAll(NewScanner(strings.NewReader(long), "f"))
 	var le *LineError
 	if len(got) != 0 || !errors.Is(err, ErrLineTooLong) || !errors.As(err, &le) || le.Line != 1 {
