@@ -192,14 +192,20 @@ func streamLines(ctx context.Context, js jetstream.JetStream, cluster string, p 
 				res.LastHash = stream.LineHash(last)
 			}
 		}
-		for len(body) > 0 && next <= p.To {
+		for n := 1; len(body) > 0 && next <= p.To; n++ {
 			i := bytes.IndexByte(body, '\n')
 			line := body[:i]
 			body = body[i+1:]
-			v, ts, err := changelog.ParseVersion(line)
+			// The full check before the line reaches mfsmaster (a shipper checks it too,
+			// but the stream is only as good as every writer it ever had).
+			err := changelog.Check(line)
+			v, ts, verr := changelog.ParseVersion(line)
+			if err == nil {
+				err = verr
+			}
 			if err != nil {
 				settle()
-				return res, fmt.Errorf("restore: stream message %d: %w", m.Sequence, err)
+				return res, fmt.Errorf("restore: stream message %d line %d: %w", m.Sequence, n, err)
 			}
 			if v < next {
 				continue

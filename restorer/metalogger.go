@@ -69,9 +69,13 @@ func (m *metaloggerSource) merge(next, prevHash uint64, w io.Writer) (n int, las
 		lineNo++
 		m.off += int64(len(line))
 		body := bytes.TrimSuffix(line, []byte{'\n'})
-		v, _, perr := changelog.ParseVersion(body)
+		perr := changelog.Check(body) // the full check before the line goes to pending.mfs
+		v, _, verr := changelog.ParseVersion(body)
+		if perr == nil {
+			perr = verr
+		}
 		if perr != nil {
-			return n, last, lastHash, fmt.Errorf("metalogger: %s: %w", path, perr)
+			return n, last, lastHash, fmt.Errorf("metalogger: %s: the line at byte %d: %w", path, m.off-int64(len(line)), perr)
 		}
 		prevOK := m.prev != nil && stream.LineHash(m.prev) == prevHash
 		m.prev = append(m.prev[:0], body...)

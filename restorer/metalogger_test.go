@@ -2,6 +2,7 @@ package restorer
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,5 +46,17 @@ func TestMetaloggerMerge(t *testing.T) {
 	out.Reset()
 	if n, last, _, err := m.merge(17, hashOf(16), &out); err != nil || n != 2 || last != 18 {
 		t.Fatalf("after rotation: %d lines up to %d (%v)", n, last, err)
+	}
+
+	// A damaged line (a NUL byte) is never merged: the lines before it are, then an error
+	// names the file and where the line starts.
+	os.WriteFile(live, []byte(history(16, 20)+"21: 1700000000|CREATE(1,f\x0021,1,420,18,0,0,0):21\n"+history(22, 23)), 0o644)
+	m = &metaloggerSource{dir: dir}
+	out.Reset()
+	n, last, _, err = m.merge(19, hashOf(18), &out)
+	at := len(history(16, 20))
+	if n != 2 || last != 20 || out.String() != history(19, 20) || err == nil ||
+		!strings.Contains(err.Error(), fmt.Sprintf("changelog_ml.0.mfs: the line at byte %d: NUL byte", at)) {
+		t.Fatalf("damaged line: %d lines up to %d (%v): %q", n, last, err, out.String())
 	}
 }

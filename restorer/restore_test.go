@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mfsha/mfsha/internal/changelog"
 	"github.com/mfsha/mfsha/internal/jstest"
 	"github.com/mfsha/mfsha/internal/mfstest"
 	"github.com/mfsha/mfsha/internal/snapshot"
@@ -196,7 +197,13 @@ func TestRestoreErrors(t *testing.T) {
 // means the right checksum.
 func publishRaw(t *testing.T, js jetstream.JetStream, first, last int, sum uint32) uint64 {
 	t.Helper()
-	lines := []byte(history(first, last))
+	return publishText(t, js, first, last, history(first, last), sum)
+}
+
+// publishText is publishRaw of the lines given.
+func publishText(t *testing.T, js jetstream.JetStream, first, last int, text string, sum uint32) uint64 {
+	t.Helper()
+	lines := []byte(text)
 	info := stream.BatchInfo{Timeline: 1, FirstVersion: uint64(first), LastVersion: uint64(last), Lines: last - first + 1,
 		FirstTime: 1700000030, LastTime: 1700000030, Sum: sum}
 	if sum == 0 {
@@ -222,6 +229,12 @@ func TestRestoreRefusesBadStream(t *testing.T) {
 			seq := publishRaw(t, js, 3002, 3005, 1)
 			return fmt.Sprintf("stream message %d (versions 3002..3005): checksum", seq)
 		}, nil},
+		{"NUL byte in a line", func(t *testing.T, js jetstream.JetStream) string {
+			// A writer that skipped the line check: restore checks again before mfsmaster.
+			text := history(3002, 3003) + "3004: 1700000030|CREATE(1,f\x003004,1,420,18,0,0,0):3004\n" + history(3005, 3005)
+			seq := publishText(t, js, 3002, 3005, text, 0)
+			return fmt.Sprintf("stream message %d line 3: NUL byte at byte 27", seq)
+		}, changelog.ErrSyntax},
 		{"missing range", func(t *testing.T, js jetstream.JetStream) string {
 			publishRaw(t, js, 3010, 3012, 0)
 			return "versions 3002..3009 are missing"

@@ -3,6 +3,7 @@ package shipper
 import (
 	"context"
 	"errors"
+	"github.com/mfsha/mfsha/internal/changelog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,6 +195,55 @@ func TestMalformedLineNamesFileAndLine(t *testing.T) {
 		t.Fatalf("got %v, want an error naming changelog.0.mfs line 6", err)
 	}
 	checkStream(t, n, map[uint64]string{1: lines(1, 5)})
+}
+
+// TestBadLineStopsShipperAfterWhatPrecedes: a line that is not what MooseFS writes (here a NUL
+// byte, as once reached a standby and stopped it for good, or an operation no mfsmaster knows)
+// is never shipped; the lines before it are, and the error names the file and the line.
+func TestBadLineStopsShipperAfterWhatPrecedes(t *testing.T) {
+	for _, tc := range []struct{ name, bad, want string }{
+		{"nul", "41: 1700000000|CREATE(1,a\x00b,1,420,18,0,0,0):42\n", "changelog.0.mfs line 41: NUL byte at byte 25"},
+		{"op", "41: 1700000000|CREATE_X(1)\n", `changelog.0.mfs line 41: unknown operation "CREATE_X"`},
+		{"glued", "41: 1700000000|CREATE(1,a,1,420,18,0,0,0):4260001: 1700000000|IDLE()\n", "changelog.0.mfs line 41: CREATE: end of line expected at byte 49"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := startNATS(t)
+			dir := masterDir(t)
+			writeFile(t, logPath(dir, 0), lines(1, 40)+tc.bad+lines(42, 50))
+			r := startShipper(t, n, dir, KindMaster)
+			err := r.waitErr(t)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, changelog.ErrSyntax) {
+				t.Fatalf("got %v, want a syntax error containing %q", err, tc.want)
+			}
+			checkStream(t, n, map[uint64]string{1: lines(1, 40)})
+		})
+	}
+	t.Run("appended", func(t *testing.T) { // to the live file, while shipping
+		n := startNATS(t)
+		dir := masterDir(t)
+		writeFile(t, logPath(dir, 0), lines(1, 40))
+		r := startShipper(t, n, dir, KindMaster)
+		waitShipped(t, r, 1, 40)
+		appendFile(t, logPath(dir, 0), lines(41, 45)+"46: 1700000000|SETPATH(5,a\x00)\n"+lines(47, 50))
+		err := r.waitErr(t)
+		if err == nil || !strings.Contains(err.Error(), "changelog.0.mfs line 46: NUL byte") {
+			t.Fatalf("got %v, want an error naming changelog.0.mfs line 46", err)
+		}
+		checkStream(t, n, map[uint64]string{1: lines(1, 45)})
+	})
+}
+
+// TestShipsMooseFS4Lines: 4.x lines, nested parentheses included, ship like any other.
+func TestShipsMooseFS4Lines(t *testing.T) {
+	n := startNATS(t)
+	dir := masterDir(t)
+	four := "3: 1700000000|SCSET(sc_two,1,1,my class%2C %28desc%29,0,0,C(0:0:0),K(2:0:255),A(0:0:0:0),T(0:0:0:0),1,(1:24:0),0,0,FF,FF):10\n" +
+		"4: 1700000000|SESADD(#6597591522451432279,1,2,0022,0,0,999,999,0xFFFF,0,4294967295,0x00000000,167772161,/mnt/mfs):1\n" +
+		"5: 1700000030|IDLE()\n"
+	writeFile(t, logPath(dir, 0), lines(1, 2)+four+lines(6, 10))
+	r := startShipper(t, n, dir, KindMaster)
+	waitShipped(t, r, 1, 10)
+	checkStream(t, n, map[uint64]string{1: lines(1, 2) + four + lines(6, 10)})
 }
 
 func TestNATSOutageLosesNothing(t *testing.T) {
