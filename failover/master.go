@@ -18,11 +18,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mfsha/mfsha/internal/moosefs"
 )
 
 // MasterConfig says where and how to run mfsmaster.
 type MasterConfig struct {
-	Bin    string // "mfsmaster" (the default; looked up on PATH, then /usr/sbin, /sbin)
+	Bin    string // MFSMASTER_BIN: "mfsmaster" (the default; looked up on PATH, then /usr/sbin, /sbin)
 	Config string // path of mfsmaster.cfg
 	// A clean stop (SIGTERM, which writes metadata.mfs) gets this long, then SIGKILL;
 	// 0 means DefaultMasterStopTimeout.
@@ -69,7 +71,7 @@ const (
 type Master struct {
 	cfg       MasterConfig
 	log       *slog.Logger
-	bin       string
+	bin       moosefs.Mfsmaster
 	dataPath  string
 	probeAddr string
 
@@ -82,7 +84,8 @@ type Master struct {
 // NewMaster reads cfg.Config, mfsmaster's own file (`KEY = value` lines, `#` comment lines,
 // other keys ignored, the last definition wins as in mfsmaster), for DATA_PATH (default
 // /var/lib/mfs) and the client port, MATOCL_LISTEN_HOST (default *) and MATOCL_LISTEN_PORT
-// (default 9421), and finds the binary. Errors name the file, and the line for bad syntax.
+// (default 9421), and finds the binary and its release (`mfsmaster -v`). Errors name the
+// file, and the line for bad syntax.
 func NewMaster(cfg MasterConfig, log *slog.Logger) (*Master, error) {
 	if cfg.Bin == "" {
 		cfg.Bin = "mfsmaster"
@@ -101,7 +104,7 @@ func NewMaster(cfg MasterConfig, log *slog.Logger) (*Master, error) {
 		return nil, fmt.Errorf("mfsmaster config %s: %w", cfg.Config, err)
 	}
 	cfg.Config = abs
-	bin, err := lookBin(cfg.Bin)
+	bin, err := moosefs.FindMfsmaster(context.Background(), cfg.Bin)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +117,9 @@ func NewMaster(cfg MasterConfig, log *slog.Logger) (*Master, error) {
 	}
 	return &Master{cfg: cfg, log: log, bin: bin, dataPath: mc.dataPath, probeAddr: mc.probeAddr}, nil
 }
+
+// Mfsmaster is the binary this Master runs and its release.
+func (m *Master) Mfsmaster() moosefs.Mfsmaster { return m.bin }
 
 // DataPath is the master's DATA_PATH.
 func (m *Master) DataPath() string { return m.dataPath }
@@ -160,6 +166,11 @@ func (m *Master) Start(ctx context.Context, autoRestore bool) (version uint64, e
 		}
 	}
 	if err := m.checkFree(ctx); err != nil {
+		return fail(err)
+	}
+	// A master older than its metadata refuses it only after minutes of loading on a big
+	// file system, with a message in its log; refuse before it runs, naming both releases.
+	if err := m.bin.CheckDataDir(m.dataPath); err != nil {
 		return fail(err)
 	}
 	args := []string{"-f", "-c", m.cfg.Config}
@@ -439,24 +450,6 @@ func closed(c <-chan struct{}) bool {
 	}
 }
 
-// lookBin finds an executable on PATH or in the sbin directories that a non-login root PATH
-// may lack.
-func lookBin(name string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, nil
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin"} {
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("mfsmaster binary %q: not found on PATH, in /usr/sbin or /sbin", name)
-}
-
 // masterConfig is what the agent needs from mfsmaster.cfg.
 type masterConfig struct {
 	dataPath, probeAddr string
@@ -555,7 +548,7 @@ func (m *Master) spawn(args []string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(m.bin, args...)
+	cmd := exec.Command(m.bin.Path, args...)
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()

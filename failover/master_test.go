@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mfsha/mfsha/internal/mfstest"
 )
 
 // masterEnv is a MooseFS master's config and empty DATA_PATH on 127.0.0.1, on free ports, so
@@ -33,9 +35,7 @@ func requireMooseFS(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test runs the real mfsmaster (WORKING_USER = root): it needs root")
 	}
-	if _, err := lookBin("mfsmaster"); err != nil {
-		t.Fatalf("%v: install MooseFS 3.0.117 (Debian's moosefs-master, `make deps`)", err)
-	}
+	mfstest.Dist(t)
 }
 
 func newMasterEnv(t *testing.T) *masterEnv {
@@ -147,7 +147,7 @@ func newTestLog(t *testing.T) (*slog.Logger, *testLog) {
 func newTestMaster(t *testing.T, env *masterEnv, stopTimeout time.Duration) (*Master, *testLog) {
 	t.Helper()
 	log, buf := newTestLog(t)
-	m, err := NewMaster(MasterConfig{Config: env.config, StopTimeout: stopTimeout}, log)
+	m, err := NewMaster(MasterConfig{Bin: mfstest.Dist(t).Path("mfsmaster"), Config: env.config, StopTimeout: stopTimeout}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func newTestMaster(t *testing.T, env *masterEnv, stopTimeout time.Duration) (*Ma
 // until it answers. done is closed once it has exited and been reaped.
 func startForeign(t *testing.T, env *masterEnv) (cmd *exec.Cmd, done <-chan struct{}) {
 	t.Helper()
-	bin, _ := lookBin("mfsmaster")
+	bin := mfstest.Dist(t).Path("mfsmaster")
 	cmd = exec.Command(bin, "-f", "-c", env.config)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

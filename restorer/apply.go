@@ -16,6 +16,7 @@ import (
 
 	"github.com/mfsha/mfsha/internal/changelog"
 	"github.com/mfsha/mfsha/internal/metafile"
+	"github.com/mfsha/mfsha/internal/moosefs"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
 )
@@ -25,10 +26,12 @@ var ErrExists = errors.New("metadata file exists (use --force to replace it)")
 
 // Options of Apply.
 type Options struct {
-	Cluster   string
-	OutDir    string // metadata.mfs is written here
-	Force     bool   // replace an existing OutDir/metadata.mfs
-	Mfsmaster string // path of mfsmaster; empty: found on PATH or in /usr/sbin
+	Cluster string
+	OutDir  string // metadata.mfs is written here
+	Force   bool   // replace an existing OutDir/metadata.mfs
+	// Mfsmaster folds (MFSMASTER_BIN); zero: "mfsmaster" found on PATH or in /usr/sbin. A
+	// release older than the base metadata's is refused before it runs.
+	Mfsmaster moosefs.Mfsmaster
 	Progress  snapshot.Progress
 	Log       *slog.Logger
 }
@@ -53,9 +56,9 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 		return Outcome{}, fmt.Errorf("%s: %w", out, ErrExists)
 	}
 	master := o.Mfsmaster
-	if master == "" {
+	if master.Path == "" {
 		var err error
-		if master, err = findMfsmaster(); err != nil {
+		if master, err = moosefs.FindMfsmaster(ctx, ""); err != nil {
 			return Outcome{}, err
 		}
 	}
@@ -101,10 +104,15 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 	if err != nil {
 		return Outcome{}, err
 	}
+	// An older mfsmaster refuses newer metadata only in its log ("stored by newer version")
+	// or fails on the first line it cannot parse: name both releases first.
+	if err := master.CheckFold(base); err != nil {
+		return Outcome{}, fmt.Errorf("restore: %w", err)
+	}
 	res.Version = p.From
 	if res.Lines > 0 {
 		res.Version = res.LastLine + 1
-		if err := fold(ctx, master, work, data); err != nil {
+		if err := fold(ctx, master.Path, work, data); err != nil {
 			return Outcome{}, err
 		}
 	}
@@ -355,16 +363,4 @@ func linkOrCopy(src, dst string) error {
 		return fmt.Errorf("restore base: copy %s: %w", src, err)
 	}
 	return out.Close()
-}
-
-func findMfsmaster() (string, error) {
-	if p, err := exec.LookPath("mfsmaster"); err == nil {
-		return p, nil
-	}
-	for _, p := range []string{"/usr/sbin/mfsmaster", "/sbin/mfsmaster"} {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("mfsmaster not found (install Debian's moosefs-master)")
 }

@@ -132,7 +132,7 @@ func TestRestoredEqualsMastersOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out})
+	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, Mfsmaster: mfstest.Mfsmaster(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +140,7 @@ func TestRestoredEqualsMastersOwn(t *testing.T) {
 	sdir := t.TempDir()
 	scfg := DefaultStandbyConfig()
 	scfg.Cluster, scfg.Dir, scfg.FoldLines, scfg.Poll = cluster, sdir, 1, 50*time.Millisecond
+	scfg.Mfsmaster = mfstest.Mfsmaster(t)
 	sb, err := NewStandby(scfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +230,7 @@ func TestRmRfStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := t.TempDir()
-	if _, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: restored}); err != nil {
+	if _, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: restored, Mfsmaster: mfstest.Mfsmaster(t)}); err != nil {
 		t.Fatal(err)
 	}
 	// The master's directory gets the restored metadata and nothing newer.

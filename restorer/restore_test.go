@@ -119,7 +119,7 @@ func restore(t *testing.T, js jetstream.JetStream, store *snapshot.Store, target
 	if err != nil {
 		return p, Outcome{}, err
 	}
-	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, Force: force})
+	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, Force: force, Mfsmaster: mfstest.Mfsmaster(t)})
 	return p, o, err
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mfsha/mfsha/internal/changelog"
 	"github.com/mfsha/mfsha/internal/durable"
+	"github.com/mfsha/mfsha/internal/moosefs"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
 )
@@ -31,6 +32,8 @@ type StandbyConfig struct {
 	// MetaloggerDir, when set, is a local mfsmetalogger's DATA_PATH: its lines beyond the
 	// stream's are merged in (the better of the two paths).
 	MetaloggerDir string
+	// Mfsmaster folds (MFSMASTER_BIN); zero: "mfsmaster" found on PATH or in /usr/sbin.
+	Mfsmaster moosefs.Mfsmaster
 }
 
 // DefaultStandbyConfig: at most about 50,000 lines wait (0.15 s of replay at 1M inodes), and
@@ -94,6 +97,12 @@ func NewStandby(cfg StandbyConfig, js jetstream.JetStream, store *snapshot.Store
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Mfsmaster.Path == "" {
+		var err error
+		if cfg.Mfsmaster, err = moosefs.FindMfsmaster(context.Background(), ""); err != nil {
+			return nil, fmt.Errorf("standby: %w", err)
+		}
 	}
 	if m == nil {
 		m = NewStandbyMetrics(nil)
@@ -314,7 +323,7 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 		plan = Plan{Timeline: *tl, BaseFile: filepath.Join(s.cfg.Dir, "metadata.mfs"), LinesFile: s.pendingPath(), From: pos.Version, To: local - 1}
 	}
 	start := time.Now()
-	out, err := Apply(ctx, s.js, s.store, plan, Options{Cluster: s.cfg.Cluster, OutDir: s.cfg.Dir, Force: true, Log: s.log})
+	out, err := Apply(ctx, s.js, s.store, plan, Options{Cluster: s.cfg.Cluster, OutDir: s.cfg.Dir, Force: true, Mfsmaster: s.cfg.Mfsmaster, Log: s.log})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mfsha/mfsha/internal/metafile"
+	"github.com/mfsha/mfsha/internal/mfstest"
 )
 
 func TestStandbyMaterializesAndFollows(t *testing.T) {
@@ -18,6 +19,7 @@ func TestStandbyMaterializesAndFollows(t *testing.T) {
 	sdir := t.TempDir()
 	cfg := DefaultStandbyConfig()
 	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 500, 2*time.Second, 50*time.Millisecond
+	cfg.Mfsmaster = mfstest.Mfsmaster(t)
 	run := func() (*Standby, func()) {
 		sb, err := NewStandby(cfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mfsha/mfsha/deploy/lab"
 	"github.com/mfsha/mfsha/internal/metafile"
+	"github.com/mfsha/mfsha/internal/moosefs"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
 	"github.com/mfsha/mfsha/restorer"
@@ -107,7 +108,8 @@ func restoreSection(ctx context.Context, w *strings.Builder, dir string, inodes,
 	if err != nil {
 		return err
 	}
-	res, err := restorer.Apply(ctx, e.js, store, plan, restorer.Options{Cluster: "restore", OutDir: out})
+	res, err := restorer.Apply(ctx, e.js, store, plan, restorer.Options{Cluster: "restore", OutDir: out,
+		Mfsmaster: moosefs.Mfsmaster{Path: benchMooseFS.Path("mfsmaster"), Version: benchMooseFS.Version}})
 	if err != nil {
 		return err
 	}

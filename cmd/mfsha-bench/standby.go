@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mfsha/mfsha/deploy/lab"
+	"github.com/mfsha/mfsha/internal/moosefs"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
 	"github.com/mfsha/mfsha/restorer"
@@ -78,6 +79,7 @@ func standbySection(ctx context.Context, w *strings.Builder, dir string, rate in
 	}
 	sbcfg := restorer.DefaultStandbyConfig()
 	sbcfg.Cluster, sbcfg.Dir = "standby", filepath.Join(dir, "standby")
+	sbcfg.Mfsmaster = moosefs.Mfsmaster{Path: benchMooseFS.Path("mfsmaster"), Version: benchMooseFS.Version}
 	sb, err := restorer.NewStandby(sbcfg, e.js, store, log, nil)
 	if err != nil {
 		return err

@@ -36,7 +36,7 @@ func (f *failoverSettings) bind(s *config.Set, state string) {
 	s.String(&f.cfg.Name, "name", "NODE_NAME", host, "failover: this node's `name`, unique in the cluster")
 	s.String(&f.cfg.Addr, "node-addr", "NODE_ADDR", "", "failover: this node's `address`, shown by status (default: the host name)")
 	s.String(&f.masterCfg, "mfsmaster-config", "MFSMASTER_CONFIG", "/etc/mfs/mfsmaster.cfg", "failover: mfsmaster's config `file` (its DATA_PATH is the master's)")
-	s.String(&f.masterBin, "mfsmaster", "MFSMASTER_BIN", "mfsmaster", "failover: the mfsmaster `binary`")
+	s.String(&f.masterBin, "mfsmaster", "MFSMASTER_BIN", "mfsmaster", "the mfsmaster `binary` of the cluster's MooseFS release: every fold (standby, promotion) and the serving master")
 	s.Duration(&f.cfg.LeaseTTL, "lease-ttl", "LEASE_TTL", def.LeaseTTL, "failover: the lease expires this `long` after its last renewal")
 	s.Duration(&f.cfg.RenewEvery, "renew-every", "RENEW_EVERY", def.RenewEvery, "failover: the master renews the lease this `often`")
 	s.Duration(&f.cfg.RenewTimeout, "renew-timeout", "RENEW_TIMEOUT", def.RenewTimeout, "failover: each renewal attempt gets this `long`")
@@ -116,7 +116,9 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 			return shipper.New(cfg, p.conn.js, p.log, shipMetrics)
 		},
 		NewStandby: func() (failover.Standby, error) {
-			return restorer.NewStandby(p.standby, p.conn.js, p.store, p.log, sbMetrics)
+			cfg := p.standby
+			cfg.Mfsmaster = master.Mfsmaster() // the one MFSMASTER_BIN: folds and serving alike
+			return restorer.NewStandby(cfg, p.conn.js, p.store, p.log, sbMetrics)
 		},
 		Log:     p.log,
 		Metrics: failover.NewMetrics(p.reg),
@@ -129,6 +131,7 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 		return usageError{err}
 	}
 	p.log.Info("failover node", "name", f.cfg.Name, "starts_as", start, "vip", vip.String(), "master_data", master.DataPath(),
+		"mfsmaster", master.Mfsmaster().Path, "moosefs", master.Mfsmaster().Version.String(),
 		"lease_ttl", f.cfg.LeaseTTL, "standby_data", p.standby.Dir)
 	return n.Run(ctx, start)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mfsha/mfsha/internal/config"
+	"github.com/mfsha/mfsha/internal/moosefs"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/restorer"
 )
@@ -25,6 +26,8 @@ type restoreCommand struct {
 	list     bool
 	dryRun   bool
 	force    bool
+	// mfsmaster is MFSMASTER_BIN: the binary that folds.
+	mfsmaster string
 }
 
 const restoreUsage = `Usage: mfsha restore [--nats URL] [--cluster NAME] (--to TIME | --version N) --out DIR
@@ -48,6 +51,7 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	s.Bool(&c.list, "list", "RESTORE_LIST", false, "show what can be restored and exit")
 	s.Bool(&c.dryRun, "dry-run", "RESTORE_DRY_RUN", false, "say which snapshot and lines would be used, change nothing")
 	s.Bool(&c.force, "force", "RESTORE_FORCE", false, "replace an existing DIR/metadata.mfs")
+	s.String(&c.mfsmaster, "mfsmaster", "MFSMASTER_BIN", "mfsmaster", "the mfsmaster `binary` that folds: the cluster's MooseFS release or newer")
 	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {
 		return err
@@ -58,6 +62,12 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	if !c.list && !c.dryRun && c.out == "" {
 		return usageError{errors.New("--out DIR is required")}
+	}
+	var master moosefs.Mfsmaster
+	if !c.list { // before anything is downloaded: a missing binary is a setting's error
+		if master, err = moosefs.FindMfsmaster(ctx, c.mfsmaster); err != nil {
+			return usageError{err}
+		}
 	}
 	conn, err := connect(ctx, c.nats, nil, "", "mfsha restore", 30*time.Second, log)
 	if err != nil {
@@ -79,12 +89,13 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Println(describePlan(plan))
+	fmt.Printf("fold with %s\n", master)
 	if c.dryRun {
 		return nil
 	}
 	start := time.Now()
 	res, err := restorer.Apply(ctx, conn.js, store, plan, restorer.Options{Cluster: c.nats.cluster, OutDir: c.out, Force: c.force,
-		Progress: progress(plan), Log: log})
+		Mfsmaster: master, Progress: progress(plan), Log: log})
 	if err != nil {
 		return err
 	}

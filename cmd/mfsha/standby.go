@@ -9,6 +9,7 @@ import (
 
 	"github.com/mfsha/mfsha/failover"
 	"github.com/mfsha/mfsha/internal/config"
+	"github.com/mfsha/mfsha/internal/moosefs"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/restorer"
 	"github.com/mfsha/mfsha/shipper"
@@ -71,6 +72,9 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	if err := c.cfg.Validate(); err != nil {
 		return usageError{err}
 	}
+	if c.cfg.Mfsmaster, err = moosefs.FindMfsmaster(ctx, c.fo.masterBin); err != nil {
+		return usageError{err}
+	}
 	reg := prometheus.NewRegistry()
 	m := restorer.NewStandbyMetrics(reg)
 	if err := serveMetrics(ctx, c.metrics, reg, log); err != nil {
@@ -90,7 +94,8 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	log.Info("standby", "data", c.cfg.Dir, "cluster", c.nats.cluster, "materialized", sb.Materialized())
+	log.Info("standby", "data", c.cfg.Dir, "cluster", c.nats.cluster, "materialized", sb.Materialized(),
+		"mfsmaster", c.cfg.Mfsmaster.Path, "moosefs", c.cfg.Mfsmaster.Version.String())
 	return sb.Run(ctx)
 }
 

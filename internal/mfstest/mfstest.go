@@ -94,3 +94,11 @@ func MakeMetadata(t testing.TB, dir string, metaID uint64, inodes int) (string, 
 	}
 	return filepath.Join(data, "metadata.mfs"), version
 }
+
+// Mfsmaster returns the mfsmaster of the release under test, as restorer.Options and
+// restorer.StandbyConfig take it (MFSMASTER_BIN).
+func Mfsmaster(t testing.TB) moosefs.Mfsmaster {
+	t.Helper()
+	d := Dist(t)
+	return moosefs.Mfsmaster{Path: d.Path("mfsmaster"), Version: d.Version}
+}
