@@ -8,44 +8,53 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/mfsha/mfsha/internal/mfsinfo"
+	"github.com/mfsha/mfsha/internal/moosefs"
 )
 
 // DialFunc dials a TCP address; net.Dialer.DialContext fits.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // The health check's packets (MFSCommunication.h; see the shared notes): CLTOMA_INFO with an
-// empty payload needs no registration; MooseFS 3.0.117 answers MATOCL_INFO with 149 bytes, of
-// which 121-128 are the metadata version (u64 BE). Packets are type:u32 BE, length:u32 BE,
-// payload.
+// empty payload needs no registration; the master answers MATOCL_INFO, whose layout depends
+// on its MooseFS version (internal/mfsinfo decodes it: 149 bytes from 3.0.x, 205 from 4.5x).
+// Packets are type:u32 BE, length:u32 BE, payload.
 const (
 	cltomaInfo    = 510
 	matoclInfo    = 511
-	infoVersionAt = 121
-	minInfoLen    = infoVersionAt + 8 // newer MooseFS versions append fields
-	maxAnswerLen  = 1 << 16           // refused before reading: no master sends more here
-	packetTypeNOP = 0                 // keepalive, skipped
+	maxAnswerLen  = 1 << 16 // refused before reading: no master sends more here
+	packetTypeNOP = 0       // keepalive, skipped
 	headerLen     = 8
 )
 
 // ErrBadAnswer is wrapped by Probe when the port answered, but not as a MooseFS master does:
-// wrong packet type or wrong length.
+// wrong packet type, or an answer of a layout it does not know (then it wraps
+// mfsinfo.ErrUnknownLayout too).
 var ErrBadAnswer = errors.New("not a MooseFS master's answer")
 
-// Probe asks the master at addr (host:port of its client port, 9421) for CLTOMA_INFO, without
-// registering, and returns the metadata version it reports. An answer means the master has
-// loaded its metadata and serves (it opens the port only then, and it is single-threaded).
+// Probe is ProbeInfo's metadata version.
+func Probe(ctx context.Context, dial DialFunc, addr string) (version uint64, err error) {
+	info, err := ProbeInfo(ctx, dial, addr)
+	return info.MetaVersion, err
+}
+
+// ProbeInfo asks the master at addr (host:port of its client port, 9421) for CLTOMA_INFO, without
+// registering, and returns what it reports: its metadata version (never 0: an answer it
+// cannot read is an error) and its MooseFS version. An answer means the master has loaded its
+// metadata and serves (it opens the port only then, and it is single-threaded).
 //
 // The whole exchange (dial, send, answer) is bounded by ctx and only by ctx: a port that
 // accepts and never answers is an error once ctx ends, wrapping ctx.Err(). An answer of
-// another type or too short or too long wraps ErrBadAnswer. dial nil means a net.Dialer.
-func Probe(ctx context.Context, dial DialFunc, addr string) (version uint64, err error) {
+// another type or layout, or too long, wraps ErrBadAnswer. dial nil means a net.Dialer.
+func ProbeInfo(ctx context.Context, dial DialFunc, addr string) (info mfsinfo.Info, err error) {
 	if dial == nil {
 		var d net.Dialer
 		dial = d.DialContext
 	}
 	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
-		return 0, fmt.Errorf("probe master %s: %w", addr, errors.Join(err, ctxErr(ctx)))
+		return info, fmt.Errorf("probe master %s: %w", addr, errors.Join(err, ctxErr(ctx)))
 	}
 	defer conn.Close()
 	if d, ok := ctx.Deadline(); ok {
@@ -60,28 +69,32 @@ func Probe(ctx context.Context, dial DialFunc, addr string) (version uint64, err
 	var hdr [headerLen]byte
 	binary.BigEndian.PutUint32(hdr[0:4], cltomaInfo)
 	if _, err := conn.Write(hdr[:]); err != nil {
-		return 0, ioErr("send CLTOMA_INFO", err)
+		return info, ioErr("send CLTOMA_INFO", err)
 	}
 	for {
 		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-			return 0, ioErr("no answer to CLTOMA_INFO", err)
+			return info, ioErr("no answer to CLTOMA_INFO", err)
 		}
 		typ, n := binary.BigEndian.Uint32(hdr[0:4]), binary.BigEndian.Uint32(hdr[4:8])
 		switch {
 		case typ == packetTypeNOP && n == 0:
 			continue
 		case typ != matoclInfo:
-			return 0, fmt.Errorf("probe master %s: answer of type %d (length %d), want MATOCL_INFO (%d): %w",
+			return info, fmt.Errorf("probe master %s: answer of type %d (length %d), want MATOCL_INFO (%d): %w",
 				addr, typ, n, matoclInfo, ErrBadAnswer)
-		case n < minInfoLen || n > maxAnswerLen:
-			return 0, fmt.Errorf("probe master %s: MATOCL_INFO of length %d, want %d to %d: %w",
-				addr, n, minInfoLen, maxAnswerLen, ErrBadAnswer)
+		case n > maxAnswerLen:
+			return info, fmt.Errorf("probe master %s: MATOCL_INFO of length %d, want at most %d: %w",
+				addr, n, maxAnswerLen, ErrBadAnswer)
 		}
 		payload := make([]byte, n)
 		if _, err := io.ReadFull(conn, payload); err != nil {
-			return 0, ioErr(fmt.Sprintf("MATOCL_INFO cut short (want %d bytes)", n), err)
+			return info, ioErr(fmt.Sprintf("MATOCL_INFO cut short (want %d bytes)", n), err)
 		}
-		return binary.BigEndian.Uint64(payload[infoVersionAt:]), nil
+		info, err := mfsinfo.Decode(payload)
+		if err != nil {
+			return info, fmt.Errorf("probe master %s: %w: %w", addr, ErrBadAnswer, err)
+		}
+		return info, nil
 	}
 }
 
@@ -105,8 +118,9 @@ type Checker struct {
 	timeout  time.Duration
 	failures int
 
-	failed  int    // consecutive failed probes
-	version uint64 // last version seen
+	failed  int             // consecutive failed probes
+	version uint64          // last version seen
+	mfs     moosefs.Version // MooseFS version of the last answer
 }
 
 // NewChecker returns a Checker of the master at addr. Each probe is bounded by timeout (<= 0:
@@ -127,13 +141,17 @@ func (c *Checker) Check(ctx context.Context) (down bool, version uint64, err err
 		pctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	v, err := Probe(pctx, c.dial, c.addr)
+	info, err := ProbeInfo(pctx, c.dial, c.addr)
 	switch {
 	case err == nil:
-		c.failed, c.version = 0, v
+		c.failed, c.version, c.mfs = 0, info.MetaVersion, info.MooseFS
 	case ctx.Err() != nil:
 	default:
 		c.failed++
 	}
 	return c.failed >= c.failures, c.version, err
 }
+
+// MooseFS is the MooseFS version the master reported in the last successful probe (zero
+// before one).
+func (c *Checker) MooseFS() moosefs.Version { return c.mfs }

@@ -1,16 +1,23 @@
 package failover
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mfsha/mfsha/internal/changelog"
+	"github.com/mfsha/mfsha/internal/mfsinfo"
+	"github.com/mfsha/mfsha/internal/moosefs"
 )
 
 // TestProbeLiveMaster: a real mfsmaster answers with its metadata version.
@@ -77,11 +84,16 @@ func TestProbeAnswers(t *testing.T) {
 	}{
 		{name: "MATOCL_INFO", answer: info, want: 0x0102030405060708},
 		{name: "NOP first", answer: append(packet(0, nil), info...), want: 0x0102030405060708},
-		{name: "longer answer", answer: packet(matoclInfo, make([]byte, 200)), want: 0},
+		{name: "4.59.2", answer: packet(matoclInfo, infoPayload(205, 125, 3305)), want: 3305},
+		// Answers it cannot read are errors, never version 0 (a promotion would abort on a
+		// live master "serving version 0").
+		{name: "unknown length", answer: packet(matoclInfo, make([]byte, 200)), wantErr: "unknown layout: 200 bytes from MooseFS 0.0.0"},
+		{name: "4.x length, 3.x layout", answer: packet(matoclInfo, append(infoPayload(149, 121, 7), make([]byte, 56)...)), wantErr: "205 bytes from MooseFS 3.0.117 without the marker before the metadata version at byte 125"},
+		{name: "version 0", answer: packet(matoclInfo, infoPayload(205, 125, 0)), wantErr: "MooseFS 4.59.2 reports metadata version 0"},
 		{name: "wrong type", answer: packet(0x1234, []byte("garbage")), wantErr: "answer of type 4660 (length 7), want MATOCL_INFO (511)"},
 		{name: "http", answer: []byte("HTTP/1.1 400 Bad Request\r\n\r\n"), wantErr: "answer of type 1213486160"},
-		{name: "short", answer: packet(matoclInfo, make([]byte, 10)), wantErr: "MATOCL_INFO of length 10, want 129 to 65536"},
-		{name: "huge", answer: header(matoclInfo, 1<<30), wantErr: "MATOCL_INFO of length 1073741824"},
+		{name: "short", answer: packet(matoclInfo, make([]byte, 10)), wantErr: "unknown layout: 10 bytes"},
+		{name: "huge", answer: header(matoclInfo, 1<<30), wantErr: "MATOCL_INFO of length 1073741824, want at most 65536"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,9 +209,79 @@ func packet(typ uint32, payload []byte) []byte {
 }
 
 // infoAnswer is a MATOCL_INFO as MooseFS 3.0.117 sends it, 149 bytes, with version.
-func infoAnswer(version uint64) []byte {
-	p := make([]byte, 149)
+func infoAnswer(version uint64) []byte { return packet(matoclInfo, infoPayload(149, 121, version)) }
+
+// infoPayload is a MATOCL_INFO payload of n bytes with the metadata version at offset at,
+// after the marker MooseFS puts before it, from MooseFS 3.0.117 (n 149) or 4.59.2.
+func infoPayload(n, at int, version uint64) []byte {
+	p := make([]byte, n)
 	copy(p, []byte{0, 3, 0, 0xEA})
-	binary.BigEndian.PutUint64(p[121:], version)
-	return packet(matoclInfo, p)
+	if n == 205 {
+		copy(p, []byte{0, 4, 59, 4})
+	}
+	copy(p[at-12:], []byte{0xFF, 0xFF, 0xFF, 0xFF})
+	binary.BigEndian.PutUint64(p[at:], version)
+	return p
+}
+
+// TestProbeEveryRelease: a real mfsmaster of each tested release (whatever MFSHA_MOOSEFS
+// selects: the layouts differ, 149 bytes from 3.0.117, 205 from 4.59.2) answers with its
+// MooseFS version and the metadata version its changelog says: the line after its last one.
+func TestProbeEveryRelease(t *testing.T) {
+	for _, d := range moosefs.Installed {
+		t.Run(d.Version.String(), func(t *testing.T) {
+			t.Parallel()
+			if err := d.Check(context.Background(), "mfsmaster"); err != nil {
+				t.Fatalf("%v: `make deps` installs both releases", err)
+			}
+			env := newMasterEnv(t)
+			startBin(t, env, d.Path("mfsmaster"))
+			var info mfsinfo.Info
+			for try := 0; ; try++ {
+				before := lastVersion(t, filepath.Join(env.data, "changelog.0.mfs"))
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				var err error
+				info, err = ProbeInfo(ctx, nil, env.clientAddr)
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if after := lastVersion(t, filepath.Join(env.data, "changelog.0.mfs")); before == after && before > 0 {
+					if info.MetaVersion != before+1 {
+						t.Fatalf("probe says version %d, the changelog ends at %d", info.MetaVersion, before)
+					}
+					break
+				}
+				if try == 50 {
+					t.Fatalf("the changelog never settled (or stayed empty) around a probe")
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if info.MooseFS != d.Version {
+				t.Errorf("MooseFS version %s, want %s", info.MooseFS, d.Version)
+			}
+		})
+	}
+}
+
+// lastVersion is the version of the last whole line of a changelog file, 0 if it has none.
+func lastVersion(t *testing.T, path string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = b[:bytes.LastIndexByte(b, '\n')+1]
+	if len(b) == 0 {
+		return 0
+	}
+	last := b[bytes.LastIndexByte(b[:len(b)-1], '\n')+1 : len(b)-1]
+	v, _, err := changelog.ParseVersion(last)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return v
 }

@@ -163,7 +163,12 @@ func newTestMaster(t *testing.T, env *masterEnv, stopTimeout time.Duration) (*Ma
 // until it answers. done is closed once it has exited and been reaped.
 func startForeign(t *testing.T, env *masterEnv) (cmd *exec.Cmd, done <-chan struct{}) {
 	t.Helper()
-	bin := mfstest.Dist(t).Path("mfsmaster")
+	return startBin(t, env, mfstest.Dist(t).Path("mfsmaster"))
+}
+
+// startBin is startForeign with the mfsmaster binary given.
+func startBin(t *testing.T, env *masterEnv, bin string) (cmd *exec.Cmd, done <-chan struct{}) {
+	t.Helper()
 	cmd = exec.Command(bin, "-f", "-c", env.config)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

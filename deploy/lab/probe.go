@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/mfsha/mfsha/internal/mfsinfo"
 )
 
 // MooseFS master ports.
@@ -67,24 +69,25 @@ func MasterVersion(ctx context.Context, dial DialFunc, addr string) (uint64, err
 	return info.MetaVersion, err
 }
 
-// ProbeMaster sends CLTOMA_INFO to the master at addr and decodes the answer. Without a
-// deadline in ctx it gives up after 5 seconds.
+// ProbeMaster sends CLTOMA_INFO to the master at addr and decodes the answer (its layout
+// depends on the MooseFS version: internal/mfsinfo); an answer of a layout it does not know
+// wraps ErrBadReply. Without a deadline in ctx it gives up after 5 seconds.
 func ProbeMaster(ctx context.Context, dial DialFunc, addr string) (MasterInfo, error) {
 	b, err := request(ctx, dial, addr, cltomaInfo, matoclInfo)
 	if err != nil {
 		return MasterInfo{}, err
 	}
-	if len(b) < 129 {
-		return MasterInfo{}, fmt.Errorf("master %s: CLTOMA_INFO answer of %d bytes, want >= 129: %w", addr, len(b), ErrBadReply)
+	info, err := mfsinfo.Decode(b)
+	if err != nil {
+		return MasterInfo{}, fmt.Errorf("master %s: %w: %w", addr, ErrBadReply, err)
 	}
-	be := binary.BigEndian
 	return MasterInfo{
-		Version:     version(uint32(be.Uint16(b[0:2])), uint32(b[2]), uint32(b[3])),
-		TotalSpace:  be.Uint64(b[28:36]),
-		AvailSpace:  be.Uint64(b[36:44]),
-		Inodes:      be.Uint32(b[76:80]),
-		Chunks:      be.Uint32(b[88:92]),
-		MetaVersion: be.Uint64(b[121:129]),
+		Version:     info.MooseFS.String(),
+		TotalSpace:  info.TotalSpace,
+		AvailSpace:  info.AvailSpace,
+		Inodes:      info.Inodes,
+		Chunks:      info.Chunks,
+		MetaVersion: info.MetaVersion,
 	}, nil
 }
 

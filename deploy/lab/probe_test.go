@@ -52,6 +52,7 @@ func TestProbes(t *testing.T) {
 	copy(info, []byte{0, 3, 0, 234}) // 3.0.117: the minor is doubled on the wire
 	binary.BigEndian.PutUint64(info[28:], 1000)
 	binary.BigEndian.PutUint32(info[76:], 7)
+	copy(info[109:], []byte{0xFF, 0xFF, 0xFF, 0xFF}) // the marker before the metadata version
 	binary.BigEndian.PutUint64(info[121:], 12345)
 
 	cs := func(flags byte, ip [4]byte, total uint64) []byte {
@@ -115,7 +116,7 @@ func TestProbeBadReplies(t *testing.T) {
 	addr := fakeMaster(t, func(typ uint32) [][]byte {
 		switch typ {
 		case cltomaInfo:
-			return [][]byte{packet(matoclInfo, make([]byte, 40))} // too short
+			return [][]byte{packet(matoclInfo, make([]byte, 149))} // 3.0's length, no marker
 		case cltomaCservList:
 			return [][]byte{packet(matoclCservList, make([]byte, 70))} // not N*69
 		}
@@ -123,7 +124,7 @@ func TestProbeBadReplies(t *testing.T) {
 	})
 	ctx := context.Background()
 	if _, err := ProbeMaster(ctx, nil, addr); !errors.Is(err, ErrBadReply) {
-		t.Errorf("short info: got %v, want ErrBadReply", err)
+		t.Errorf("info without the marker: got %v, want ErrBadReply", err)
 	}
 	if _, err := Chunkservers(ctx, nil, addr); !errors.Is(err, ErrBadReply) {
 		t.Errorf("bad chunkserver list: got %v, want ErrBadReply", err)
