@@ -85,6 +85,9 @@ func CalcPlan(tls []stream.Timeline, snaps []snapshot.Snapshot, timeline uint64,
 	}
 	avail := fmt.Sprintf("timeline %d holds versions %d..%d, %s..%s", tl.Timeline, tl.FirstVersion, tl.LastVersion,
 		fmtUnix(tl.FirstTime), fmtUnix(tl.LastTime))
+	if tl.BadSeq != 0 {
+		avail += fmt.Sprintf("; stream message %d after them is unusable (%s)", tl.BadSeq, tl.BadErr)
+	}
 	p := Plan{Timeline: tl, Target: target}
 
 	// The last line to apply (for a time: an upper bound).

@@ -140,6 +140,11 @@ func printTimelines(w io.Writer, cluster string, tls []stream.Timeline) {
 			t.LastVersion, fmtTime(t.LastTime), t.Batches, t.MetaID)
 	}
 	tw.Flush()
+	for _, t := range tls {
+		if t.BadSeq != 0 {
+			fmt.Fprintf(w, "timeline %d: stream message %d is unusable, the range above ends before it: %s\n", t.Timeline, t.BadSeq, t.BadErr)
+		}
+	}
 }
 
 func printSnapshots(w io.Writer, cluster string, snaps []snapshot.Snapshot) {

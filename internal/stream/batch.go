@@ -113,6 +113,14 @@ func ParseBatchHeader(h nats.Header) (BatchInfo, error) {
 	if b.Timeline == 0 {
 		return b, fmt.Errorf("header %s: timeline 0 is not valid", HdrTimeline)
 	}
+	// MooseFS numbers changes from 1, and a batch holds at least one line. Checked before the
+	// range arithmetic: First=0, Last=2^64-1 would wrap Last-First+1 around to Lines=0.
+	if b.FirstVersion == 0 {
+		return b, fmt.Errorf("header %s: version 0 is not valid (changes are numbered from 1)", HdrFirstVersion)
+	}
+	if b.Lines < 1 {
+		return b, fmt.Errorf("header %s: %d lines (a batch holds at least one)", HdrLines, b.Lines)
+	}
 	if b.LastVersion < b.FirstVersion || b.LastVersion-b.FirstVersion+1 != uint64(b.Lines) {
 		return b, fmt.Errorf("headers %s..%s (%d..%d) do not match %s=%d", HdrFirstVersion, HdrLastVersion, b.FirstVersion, b.LastVersion, HdrLines, b.Lines)
 	}

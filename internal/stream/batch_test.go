@@ -27,6 +27,16 @@ func TestHeaderErrorsNameTheHeader(t *testing.T) {
 		{func(h map[string][]string) { h[HdrLines] = []string{"5"} }, "do not match " + HdrLines},
 		{func(h map[string][]string) { h[HdrEncoding] = []string{"gzip"} }, `unsupported encoding "gzip"`},
 		{func(h map[string][]string) { h[HdrTimeline] = []string{"0"} }, "timeline 0"},
+		// Found by trying it: Last-First+1 wraps around to 0, and status showed version 2^64-1.
+		{func(h map[string][]string) {
+			h[HdrFirstVersion], h[HdrLastVersion], h[HdrLines] = []string{"0"}, []string{"18446744073709551615"}, []string{"0"}
+		}, HdrFirstVersion + ": version 0"},
+		{func(h map[string][]string) {
+			h[HdrFirstVersion], h[HdrLastVersion], h[HdrLines] = []string{"1"}, []string{"0"}, []string{"0"}
+		}, HdrLines + ": 0 lines"},
+		{func(h map[string][]string) {
+			h[HdrFirstVersion], h[HdrLastVersion], h[HdrLines] = []string{"2"}, []string{"18446744073709551615"}, []string{"2147483647"}
+		}, "do not match " + HdrLines},
 	} {
 		h := good.Header()
 		tc.mutate(h)

@@ -19,11 +19,10 @@ func SeekVersion(ctx context.Context, st jetstream.Stream, subj string, v uint64
 	if err != nil {
 		return 0, fmt.Errorf("seek version: last batch of %s: %w", subj, err)
 	}
+	// A last batch with bad headers (see Timeline.BadSeq) counts as holding every version
+	// after the good ones: a reader that needs it gets there and reports it.
 	info, err := ParseBatchHeader(last.Header)
-	if err != nil {
-		return 0, fmt.Errorf("seek version: batch %d: %w", last.Sequence, err)
-	}
-	if info.LastVersion < v {
+	if err == nil && info.LastVersion < v {
 		return last.Sequence, nil
 	}
 	best, lo, hi := last.Sequence, uint64(1), last.Sequence
@@ -35,10 +34,10 @@ func SeekVersion(ctx context.Context, st jetstream.Stream, subj string, v uint64
 			return 0, fmt.Errorf("seek version: batch of %s at or after %d: %w", subj, mid, err)
 		}
 		bi, err := ParseBatchHeader(m.Header)
-		if err != nil {
+		if err != nil && m.Sequence != last.Sequence {
 			return 0, fmt.Errorf("seek version: batch %d: %w", m.Sequence, err)
 		}
-		if bi.LastVersion >= v {
+		if m.Sequence == last.Sequence || bi.LastVersion >= v {
 			best, hi = m.Sequence, mid-1 // an earlier answer can only be before mid
 		} else {
 			lo = m.Sequence + 1
