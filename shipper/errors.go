@@ -13,7 +13,28 @@ var (
 	// ErrNotSoleWriter: the stream moved on without this shipper (another shipper appended,
 	// or a newer master holds the lease). The shipper stops: it must not append.
 	ErrNotSoleWriter = errors.New("another writer appended to the stream")
+	// ErrUnshippable: a line in the changelog files cannot be shipped (longer than
+	// changelog.MaxLineBytes). Everything before it is shipped; nothing after it ever is, so
+	// the shipper stops, naming the file and line, as for a gap.
+	ErrUnshippable = errors.New("changelog line cannot be shipped")
 )
+
+// UnshippableError names the line that cannot be shipped.
+type UnshippableError struct {
+	File string
+	Line int // 1-based
+	Err  error
+}
+
+func (e *UnshippableError) Error() string {
+	return fmt.Sprintf("%s line %d: %v: every line before it is shipped, none after it can be", e.File, e.Line, e.Err)
+}
+
+// Is makes errors.Is(err, ErrUnshippable) true.
+func (e *UnshippableError) Is(target error) bool { return target == ErrUnshippable }
+
+// Unwrap returns the cause (changelog.ErrLineTooLong).
+func (e *UnshippableError) Unwrap() error { return e.Err }
 
 // GapError names the version that is missing and what the files hold instead.
 type GapError struct {

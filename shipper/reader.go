@@ -173,6 +173,10 @@ func (r *reader) consume(emit func(Line) error) error {
 	defer r.settleHash()
 	for {
 		i := bytes.IndexByte(r.buf[r.start:], '\n')
+		if i > changelog.MaxLineBytes || (i < 0 && len(r.buf)-r.start > changelog.MaxLineBytes) {
+			// Every line before it has been emitted; the caller ships them, then stops.
+			return tooLong(r.path(), r.lineNo+1)
+		}
 		if i < 0 {
 			return nil
 		}

@@ -46,13 +46,16 @@ func scanFile(path string, want, prevHash uint64) (fileScan, error) {
 		return s, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
+	br := bufio.NewReaderSize(f, changelog.MaxLineBytes+1) // a longest line and its '\n'
 	var off int64
 	var prevVer uint64
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return s, fmt.Errorf("%s line %d: longer than %d bytes", path, s.lines+1, br.Size())
+			// Like a malformed line: the lines before it can still be shipped, and the reader
+			// stops there with the same error.
+			s.bad = tooLong(path, s.lines+1)
+			return s, nil
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -106,14 +109,20 @@ func firstVersion(path string) (v uint64, ok bool, err error) {
 		if errors.Is(err, io.EOF) {
 			return 0, false, nil
 		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return 0, false, fmt.Errorf("%s line 1: longer than %d bytes", path, br.Size())
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return 0, false, fmt.Errorf("read %s: %w", path, err)
 		}
-		return 0, false, fmt.Errorf("read %s: %w", path, err)
+		// A long first line: its prefix gives the version; whether it is whole, and not too
+		// long, is the reader's business.
 	}
 	v, _, err = changelog.ParseVersion(bytes.TrimSuffix(line, []byte{'\n'}))
 	if err != nil {
 		return 0, false, fmt.Errorf("%s line 1: %w", path, err)
 	}
 	return v, true, nil
+}
+
+// tooLong is the error of a line longer than changelog.MaxLineBytes at path's 1-based line n.
+func tooLong(path string, n int) error {
+	return &UnshippableError{File: path, Line: n, Err: fmt.Errorf("%w: more than %d bytes", changelog.ErrLineTooLong, changelog.MaxLineBytes)}
 }

@@ -177,6 +177,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 		case errors.Is(err, ErrNotSoleWriter):
 			s.m.Errors.WithLabelValues("fenced").Inc()
 			return err
+		case errors.Is(err, ErrUnshippable):
+			s.m.Errors.WithLabelValues("line").Inc()
+			return err
 		case errors.As(err, &fe):
 			s.m.Errors.WithLabelValues("file").Inc()
 			return fe.err

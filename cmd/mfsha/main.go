@@ -18,7 +18,7 @@ const (
 	exitOK     = 0
 	exitError  = 1
 	exitUsage  = 2
-	exitGap    = 3 // shipping stopped at a changelog gap: lines the stream needs are gone
+	exitGap    = 3 // shipping stopped at a changelog gap (lines the stream needs are gone) or at a line that cannot be shipped
 	exitFenced = 4 // another writer owns the stream
 )
 

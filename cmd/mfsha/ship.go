@@ -123,6 +123,10 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	case errors.Is(err, shipper.ErrGap):
 		log.Error("shipping stopped at a changelog gap; nothing was skipped", "err", err)
 		return codedError{err, exitGap}
+	case errors.Is(err, shipper.ErrUnshippable):
+		// Like a gap: nothing after the line can ever be shipped; restarting cannot cure it.
+		log.Error("shipping stopped at a line that cannot be shipped; every line before it is shipped", "err", err)
+		return codedError{err, exitGap}
 	case errors.Is(err, shipper.ErrNotSoleWriter):
 		log.Error("another writer appended to the stream; this shipper stops", "err", err)
 		return codedError{err, exitFenced}
