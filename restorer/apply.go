@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,8 +31,15 @@ type Options struct {
 	// Mfsmaster folds (MFSMASTER_BIN); zero: "mfsmaster" found on PATH or in /usr/sbin. A
 	// release older than the base metadata's is refused before it runs.
 	Mfsmaster moosefs.Mfsmaster
-	Progress  snapshot.Progress
-	Log       *slog.Logger
+	// WorkDir is where the fold's private work directory is made (and stale ones left by a
+	// killed run are removed); empty: beside OutDir, in its parent. It needs room for the
+	// snapshot and the result, about twice the metadata's size; OutDir needs room for the
+	// result (the old file stays until the new one replaces it).
+	WorkDir string
+	// FoldUser runs mfsmaster for the fold when mfsha runs as root; empty: DefaultFoldUser.
+	FoldUser string
+	Progress snapshot.Progress
+	Log      *slog.Logger
 }
 
 // Outcome is what was restored.
@@ -52,12 +58,16 @@ type Outcome struct {
 // OutDir/metadata.mfs atomically. On any error OutDir is left as it was.
 func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p Plan, o Options) (Outcome, error) {
 	out := filepath.Join(o.OutDir, "metadata.mfs")
-	if _, err := os.Stat(out); err == nil && !o.Force {
+	// Lstat: a symbolic link there, even a dangling one, is something to replace.
+	if _, err := os.Lstat(out); err == nil && !o.Force {
 		return Outcome{}, fmt.Errorf("%s: %w", out, ErrExists)
+	}
+	u, err := LookupFoldUser(o.FoldUser)
+	if err != nil {
+		return Outcome{}, err
 	}
 	master := o.Mfsmaster
 	if master.Path == "" {
-		var err error
 		if master, err = moosefs.FindMfsmaster(ctx, ""); err != nil {
 			return Outcome{}, err
 		}
@@ -65,14 +75,23 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return Outcome{}, fmt.Errorf("restore: %w", err)
 	}
-	work, err := os.MkdirTemp(o.OutDir, ".mfsha-restore-")
-	if err != nil {
-		return Outcome{}, fmt.Errorf("restore: %w", err)
+	root := o.WorkDir
+	if root == "" {
+		abs, err := filepath.Abs(o.OutDir)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("restore: %w", err)
+		}
+		root = filepath.Dir(abs)
 	}
-	defer os.RemoveAll(work)
+	ws, err := newWorkspace(root, o.Log)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer ws.Close()
+	work := ws.dir
 	data := filepath.Join(work, "data")
-	if err := os.Mkdir(data, 0o755); err != nil {
-		return Outcome{}, fmt.Errorf("restore: %w", err)
+	if err := prepareData(data, u); err != nil {
+		return Outcome{}, err
 	}
 	base := filepath.Join(data, "metadata.mfs")
 	// The base and the lines are independent: fetch them at the same time.
@@ -80,9 +99,16 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 	go func() {
 		switch {
 		case p.BaseFile != "":
-			baseErr <- linkOrCopy(p.BaseFile, base)
+			err := linkOrCopy(p.BaseFile, base)
+			if err == nil {
+				err = giveBase(base, true, u)
+			}
+			baseErr <- err
 		case p.Snapshot != nil:
 			_, err := store.DownloadFile(ctx, p.Snapshot.Name, base, o.Progress)
+			if err == nil {
+				err = giveBase(base, false, u)
+			}
 			baseErr <- err
 		default:
 			if err := os.WriteFile(base, []byte(metafile.NewSignature), 0o644); err != nil {
@@ -109,10 +135,15 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 	if err := master.CheckFold(base); err != nil {
 		return Outcome{}, fmt.Errorf("restore: %w", err)
 	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(filepath.Join(data, "changelog.0.mfs"), u.UID, u.GID); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return Outcome{}, fmt.Errorf("restore: %w", err)
+		}
+	}
 	res.Version = p.From
 	if res.Lines > 0 {
 		res.Version = res.LastLine + 1
-		if err := fold(ctx, master.Path, work, data); err != nil {
+		if err := fold(ctx, master.Path, work, data, u); err != nil {
 			return Outcome{}, err
 		}
 	}
@@ -124,7 +155,7 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 	if h.Version != res.Version {
 		return Outcome{}, fmt.Errorf("restored metadata has version %d, want %d: mfsmaster did not apply every line (see %s)", h.Version, res.Version, filepath.Join(work, "mfsmaster.log"))
 	}
-	if err := install(base, out); err != nil {
+	if err := install(base, out, u); err != nil {
 		return Outcome{}, err
 	}
 	res.Path = out
@@ -286,81 +317,4 @@ func finish(w *bufio.Writer, path string) error {
 		return fmt.Errorf("restore: write %s: %w", path, err)
 	}
 	return nil
-}
-
-// fold runs `mfsmaster -a restore` on data with a private configuration; it serves nothing.
-func fold(ctx context.Context, master, work, data string) error {
-	cfg := filepath.Join(work, "mfsmaster.cfg")
-	exports := filepath.Join(work, "mfsexports.cfg")
-	text := fmt.Sprintf("WORKING_USER = root\nWORKING_GROUP = root\nDATA_PATH = %s\nEXPORTS_FILENAME = %s\nLOCK_FILE = %s\n",
-		data, exports, filepath.Join(data, ".mfsmaster.lock"))
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(exports, []byte("* / ro\n"), 0o600); err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, master, "-c", cfg, "-a", "restore")
-	outp, err := cmd.CombinedOutput()
-	_ = os.WriteFile(filepath.Join(work, "mfsmaster.log"), outp, 0o600)
-	if err != nil {
-		return fmt.Errorf("mfsmaster -a restore: %w\n%s", err, tailOf(outp))
-	}
-	return nil
-}
-
-func tailOf(b []byte) string {
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
-}
-
-// install copies the restored file next to out, syncs it, renames it over out and syncs the
-// directory.
-func install(src, out string) error {
-	tmp := out + ".mfsha-tmp"
-	if err := os.Rename(src, tmp); err != nil {
-		return fmt.Errorf("install %s: %w", out, err)
-	}
-	f, err := os.Open(tmp)
-	if err != nil {
-		return fmt.Errorf("install %s: %w", out, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("install %s: sync: %w", out, err)
-	}
-	f.Close()
-	if err := os.Rename(tmp, out); err != nil {
-		return fmt.Errorf("install %s: %w", out, err)
-	}
-	d, err := os.Open(filepath.Dir(out))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// linkOrCopy puts src at dst without copying when they share a file system: mfsmaster writes a
-// new file and never changes the one it read.
-func linkOrCopy(src, dst string) error {
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("restore base: %w", err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return fmt.Errorf("restore base: %w", err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("restore base: copy %s: %w", src, err)
-	}
-	return out.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -78,6 +79,7 @@ type Standby struct {
 	mu        sync.Mutex // guards local and pending.mfs
 	local     uint64     // next version to append to pending.mfs
 	localHash uint64     // stream.LineHash of line local-1, when known
+	torn      bool       // pending.mfs may end in a cut line: load it again before appending
 	ml        *metaloggerSource
 	newest    atomic.Pointer[stream.Timeline]
 	lastFold  time.Time // owned by the folder
@@ -187,8 +189,15 @@ func (s *Standby) pendingPath() string { return filepath.Join(s.cfg.Dir, "pendin
 func (s *Standby) loadPending() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.loadPendingLocked()
+}
+
+// loadPendingLocked is loadPending with mu held. Every line is parsed whole (a torn or glued
+// line does not parse, or does not continue the versions), and the file is cut before the
+// first one that does not fit.
+func (s *Standby) loadPendingLocked() error {
 	pos := s.Materialized()
-	s.local = pos.Version
+	s.local, s.localHash = pos.Version, 0
 	f, err := os.Open(s.pendingPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -214,7 +223,15 @@ func (s *Standby) loadPending() error {
 		next++
 	}
 	s.local = next
-	return os.Truncate(s.pendingPath(), good)
+	if err := sc.Err(); err != nil && s.log != nil {
+		s.log.Warn("pending lines end in a line that does not parse; cut there", "file", s.pendingPath(), "at_byte", good, "err", err)
+	}
+	if err := os.Truncate(s.pendingPath(), good); err != nil {
+		s.torn = true
+		return fmt.Errorf("standby: cut %s to %d bytes: %w", s.pendingPath(), good, err)
+	}
+	s.torn = false
+	return nil
 }
 
 // follow appends to the local copy the lines the stream has beyond it, then those the local
@@ -234,11 +251,35 @@ func (s *Standby) follow(ctx context.Context) error {
 	if pos.Version == 0 || (tl != nil && (pos.Timeline != tl.Timeline || pos.Version < tl.FirstVersion)) {
 		return serr // the folder resynchronizes first
 	}
+	if s.torn {
+		// A failed write could not be cut back: read the file again before appending to it.
+		if err := s.loadPendingLocked(); err != nil {
+			return err
+		}
+	}
 	f, err := os.OpenFile(s.pendingPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("standby: %w", err)
 	}
 	defer f.Close()
+	// Safety: pending.mfs must hold whole, contiguous lines up to s.local-1 and nothing else:
+	// loadPending, the folds and a promotion read it. A failed write (a full disk) can leave
+	// part of a buffer at its end, cut inside a line; appending after that would glue a later
+	// line to it. So on any write error the file is cut back to its size before this round and
+	// s.local goes back with it: the next round fetches those lines again.
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("standby: %s: %w", s.pendingPath(), err)
+	}
+	local, localHash := s.local, s.localHash
+	rollback := func(cause error) error {
+		s.local, s.localHash = local, localHash
+		if err := f.Truncate(size); err != nil {
+			s.torn = true
+			return fmt.Errorf("%w; cutting %s back to %d bytes: %v", cause, s.pendingPath(), size, err)
+		}
+		return cause
+	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	appended := 0
 	if tl != nil && s.local <= tl.LastVersion {
@@ -261,11 +302,11 @@ func (s *Standby) follow(ctx context.Context) error {
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("standby: write %s: %w", s.pendingPath(), err)
+		return rollback(fmt.Errorf("standby: write %s: %w", s.pendingPath(), err))
 	}
 	if appended > 0 {
 		if err := f.Sync(); err != nil {
-			return fmt.Errorf("standby: sync %s: %w", s.pendingPath(), err)
+			return rollback(fmt.Errorf("standby: sync %s: %w", s.pendingPath(), err))
 		}
 	}
 	s.m.Pending.Set(float64(s.local - pos.Version))
