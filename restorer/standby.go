@@ -35,6 +35,9 @@ type StandbyConfig struct {
 	MetaloggerDir string
 	// Mfsmaster folds (MFSMASTER_BIN); zero: "mfsmaster" found on PATH or in /usr/sbin.
 	Mfsmaster moosefs.Mfsmaster
+	// FoldUser runs mfsmaster for the folds when mfsha runs as root (see FoldUser); empty:
+	// DefaultFoldUser.
+	FoldUser string
 }
 
 // DefaultStandbyConfig: at most about 50,000 lines wait (0.15 s of replay at 1M inodes), and
@@ -55,7 +58,8 @@ func (c StandbyConfig) Validate() error {
 	case c.Poll > c.FoldEvery:
 		return fmt.Errorf("POLL = %v is longer than FOLD_EVERY = %v", c.Poll, c.FoldEvery)
 	}
-	return nil
+	_, err := LookupFoldUser(c.FoldUser)
+	return err
 }
 
 // Position is what the standby has materialized: DIR/metadata.mfs of Version on Timeline.
@@ -364,7 +368,8 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 		plan = Plan{Timeline: *tl, BaseFile: filepath.Join(s.cfg.Dir, "metadata.mfs"), LinesFile: s.pendingPath(), From: pos.Version, To: local - 1}
 	}
 	start := time.Now()
-	out, err := Apply(ctx, s.js, s.store, plan, Options{Cluster: s.cfg.Cluster, OutDir: s.cfg.Dir, Force: true, Mfsmaster: s.cfg.Mfsmaster, Log: s.log})
+	out, err := Apply(ctx, s.js, s.store, plan, Options{Cluster: s.cfg.Cluster, OutDir: s.cfg.Dir, Force: true, Mfsmaster: s.cfg.Mfsmaster,
+		FoldUser: s.cfg.FoldUser, Log: s.log})
 	if err != nil {
 		return err
 	}

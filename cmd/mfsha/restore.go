@@ -28,6 +28,8 @@ type restoreCommand struct {
 	force    bool
 	// mfsmaster is MFSMASTER_BIN: the binary that folds.
 	mfsmaster string
+	work     string
+	foldUser string
 }
 
 const restoreUsage = `Usage: mfsha restore [--nats URL] [--cluster NAME] (--to TIME | --version N) --out DIR
@@ -52,6 +54,8 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	s.Bool(&c.dryRun, "dry-run", "RESTORE_DRY_RUN", false, "say which snapshot and lines would be used, change nothing")
 	s.Bool(&c.force, "force", "RESTORE_FORCE", false, "replace an existing DIR/metadata.mfs")
 	s.String(&c.mfsmaster, "mfsmaster", "MFSMASTER_BIN", "mfsmaster", "the mfsmaster `binary` that folds: the cluster's MooseFS release or newer")
+	s.String(&c.work, "work", "RESTORE_WORK", "", "make the private work `directory` here (default: beside DIR, in its parent); it needs about twice the metadata's size")
+	s.String(&c.foldUser, "fold-user", "FOLD_USER", restorer.DefaultFoldUser(), "the unprivileged `user` mfsmaster folds as, when run as root")
 	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {
 		return err
@@ -68,6 +72,9 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 		if master, err = moosefs.FindMfsmaster(ctx, c.mfsmaster); err != nil {
 			return usageError{err}
 		}
+	}
+	if _, err := restorer.LookupFoldUser(c.foldUser); err != nil {
+		return usageError{err}
 	}
 	conn, err := connect(ctx, c.nats, nil, "", "mfsha restore", 30*time.Second, log)
 	if err != nil {
@@ -95,7 +102,7 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	start := time.Now()
 	res, err := restorer.Apply(ctx, conn.js, store, plan, restorer.Options{Cluster: c.nats.cluster, OutDir: c.out, Force: c.force,
-		Mfsmaster: master, Progress: progress(plan), Log: log})
+		Mfsmaster: master, WorkDir: c.work, FoldUser: c.foldUser, Progress: progress(plan), Log: log})
 	if err != nil {
 		return err
 	}

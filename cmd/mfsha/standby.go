@@ -53,6 +53,7 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	s.Duration(&c.cfg.FoldEvery, "fold-every", "FOLD_EVERY", def.FoldEvery, "fold waiting lines at least this `often`")
 	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "look at the stream this `often`")
 	s.String(&c.cfg.MetaloggerDir, "metalogger", "METALOGGER_PATH", "", "a local mfsmetalogger's DATA_PATH (`directory`): its lines beyond the stream's are merged in")
+	s.String(&c.cfg.FoldUser, "fold-user", "FOLD_USER", restorer.DefaultFoldUser(), "the unprivileged `user` mfsmaster folds as, when run as root")
 	s.String(&c.metrics, "metrics", "METRICS_LISTEN", ":9481", "Prometheus metrics `address`; empty disables")
 	c.fo.bind(s, "/var/lib/mfsha")
 	shipDef := shipper.DefaultConfig()
