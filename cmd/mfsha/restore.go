@@ -28,8 +28,8 @@ type restoreCommand struct {
 	force    bool
 	// mfsmaster is MFSMASTER_BIN: the binary that folds.
 	mfsmaster string
-	work     string
-	foldUser string
+	work      string
+	foldUser  string
 }
 
 const restoreUsage = `Usage: mfsha restore [--nats URL] [--cluster NAME] (--to TIME | --version N) --out DIR
