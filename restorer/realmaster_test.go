@@ -30,7 +30,7 @@ import (
 var volatile = []*regexp.Regexp{
 	regexp.MustCompile(`\|c:\[[0-9,]*\]`),
 	regexp.MustCompile(`\|l:\[[0-9,]*\]`),
-	regexp.MustCompile(`\|a:[0-9]+,`),
+	regexp.MustCompile(`\|a: *[0-9]+,`), // 4.x pads the number
 }
 
 // dump is mfsmetadump's text of a metadata file, line by line, with the volatile fields

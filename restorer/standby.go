@@ -84,9 +84,12 @@ type Standby struct {
 	local     uint64     // next version to append to pending.mfs
 	localHash uint64     // stream.LineHash of line local-1, when known
 	torn      bool       // pending.mfs may end in a cut line: load it again before appending
-	ml        *metaloggerSource
-	newest    atomic.Pointer[stream.Timeline]
-	lastFold  time.Time // owned by the folder
+	// lastChange is the version of the last line in pending.mfs that is not IDLE (see
+	// idle.go); 0 when none is. Lines below the materialized version do not count.
+	lastChange uint64
+	ml         *metaloggerSource
+	newest     atomic.Pointer[stream.Timeline]
+	lastFold   time.Time // owned by the folder
 }
 
 // NewStandby checks cfg, fills defaults and reads the persisted position, if any.
@@ -224,6 +227,9 @@ func (s *Standby) loadPendingLocked() error {
 		}
 		good += int64(len(sc.Raw()) + 1)
 		s.localHash = stream.LineHash(sc.Raw())
+		if !isIdle(sc.Raw()) {
+			s.lastChange = v
+		}
 		next++
 	}
 	s.local = next
@@ -284,7 +290,8 @@ func (s *Standby) follow(ctx context.Context) error {
 		}
 		return cause
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := &changeTracker{w: bw, next: s.local}
 	appended := 0
 	if tl != nil && s.local <= tl.LastVersion {
 		var res Outcome
@@ -305,8 +312,11 @@ func (s *Standby) follow(ctx context.Context) error {
 			s.m.MetaloggerLines.Add(float64(n))
 		}
 	}
-	if err := w.Flush(); err != nil {
+	if err := bw.Flush(); err != nil {
 		return rollback(fmt.Errorf("standby: write %s: %w", s.pendingPath(), err))
+	}
+	if w.lastChange != 0 { // only lines now in pending.mfs count
+		s.lastChange = w.lastChange
 	}
 	if appended > 0 {
 		if err := f.Sync(); err != nil {
@@ -359,10 +369,14 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 		}
 	default:
 		s.mu.Lock()
-		local := s.local
+		local, lastChange := s.local, s.lastChange
 		s.mu.Unlock()
 		waiting := int64(local) - int64(pos.Version)
-		if waiting <= 0 || (!force && waiting < int64(s.cfg.FoldLines) && time.Since(s.lastFold) < s.cfg.FoldEvery) {
+		// FOLD_EVERY folds only when a line that changes metadata waits: an idle 4.x master
+		// writes IDLE() every 30 s, and folding those would rewrite the metadata for nothing.
+		// FOLD_LINES counts every line (it bounds pending.mfs) and a forced fold takes all.
+		changed := lastChange >= pos.Version
+		if waiting <= 0 || (!force && waiting < int64(s.cfg.FoldLines) && (!changed || time.Since(s.lastFold) < s.cfg.FoldEvery)) {
 			return nil
 		}
 		plan = Plan{Timeline: *tl, BaseFile: filepath.Join(s.cfg.Dir, "metadata.mfs"), LinesFile: s.pendingPath(), From: pos.Version, To: local - 1}
