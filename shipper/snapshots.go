@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -116,35 +117,55 @@ func (s *Shipper) timelineOf(v uint64) (uint64, bool) {
 	return s.segs[0].timeline, true
 }
 
-// applyRetention deletes the snapshots retention drops (snapshot.PlanPrune), then purges the
-// changelog batches that no kept snapshot needs: those before the batch holding the oldest
-// kept snapshot's version. Snapshots and lines are thus retained together.
+// applyRetention deletes the snapshots retention drops (snapshot.PlanPrune), then purges, per
+// timeline, the changelog batches below the one holding that timeline's base snapshot
+// (snapshot.PurgePoints): every moment of the window stays restorable on every timeline.
+//
+// Safety: a purge names one timeline's subject and a sequence found on it, so it never takes
+// lines of another timeline, whose batches interleave with or follow it in the stream. Purging
+// the whole stream below the oldest kept snapshot by time took, when a forked timeline's base
+// carried an older time, every line of the other timelines; and purging below a snapshot taken
+// inside the window took the lines of the window's first moments.
 func (s *Shipper) applyRetention(ctx context.Context) error {
+	now := time.Now()
 	snaps, err := s.cfg.Snapshots.List(ctx)
 	if err != nil {
 		return err
 	}
-	keep, drop := snapshot.PlanPrune(snaps, time.Now(), s.cfg.Retention)
+	keep, drop := snapshot.PlanPrune(snaps, now, s.cfg.Retention)
 	for _, d := range drop {
 		if err := s.cfg.Snapshots.Delete(ctx, d.Name); err != nil {
 			return err
 		}
 		s.log.Info("snapshot dropped by retention", "name", d.Name)
 	}
-	if len(keep) == 0 {
+	points := snapshot.PurgePoints(keep, now, s.cfg.Retention)
+	if len(points) == 0 {
 		return nil
 	}
-	oldest := keep[0]
 	st, err := s.js.Stream(ctx, stream.StreamName(s.cfg.Cluster))
 	if err != nil {
 		return fmt.Errorf("retention: %w", err)
 	}
-	q, err := stream.SeekVersion(ctx, st, stream.Subject(s.cfg.Cluster, oldest.Timeline), oldest.Version)
-	if err != nil || q == 0 {
-		return err
+	timelines := make([]uint64, 0, len(points))
+	for tl := range points {
+		timelines = append(timelines, tl)
 	}
-	if err := st.Purge(ctx, jetstream.WithPurgeSequence(q)); err != nil {
-		return fmt.Errorf("retention: purge %s below %d: %w", stream.StreamName(s.cfg.Cluster), q, err)
+	slices.Sort(timelines)
+	for _, tl := range timelines {
+		base := points[tl]
+		subj := stream.Subject(s.cfg.Cluster, tl)
+		q, err := stream.SeekVersion(ctx, st, subj, base.Version)
+		if err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
+		if q == 0 {
+			continue
+		}
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(subj), jetstream.WithPurgeSequence(q)); err != nil {
+			return fmt.Errorf("retention: purge %s below %d: %w", subj, q, err)
+		}
+		s.log.Debug("changelog purged below the base snapshot", "timeline", tl, "base", base.Name, "below_seq", q)
 	}
 	return nil
 }

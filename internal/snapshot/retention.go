@@ -55,6 +55,28 @@ func PlanPrune(snaps []Snapshot, now time.Time, window time.Duration) (keep, dro
 	return keep, drop
 }
 
+// PurgePoints tells, per timeline, the snapshot below whose version that timeline's changelog
+// lines are no longer needed: its base, the newest (highest version) of its snapshots taken at
+// or before now-window. Every moment of the window on that timeline is then restored from the
+// base or a later snapshot, rolled forward with lines from its version on. A timeline without
+// a base keeps all its lines: its moments in the window before its first snapshot are restored
+// from older lines (from the empty file system of version 1, which is never uploaded, when the
+// timeline starts there). Each timeline is decided alone: lines of one timeline never serve
+// another's restore, whatever the times of their snapshots. PurgePoints is pure.
+func PurgePoints(snaps []Snapshot, now time.Time, window time.Duration) map[uint64]Snapshot {
+	cutoff := now.Add(-window).Unix()
+	points := map[uint64]Snapshot{}
+	for _, s := range snaps {
+		if s.Time > cutoff {
+			continue
+		}
+		if b, ok := points[s.Timeline]; !ok || s.Version > b.Version {
+			points[s.Timeline] = s
+		}
+	}
+	return points
+}
+
 // Prune deletes the snapshots PlanPrune drops from what List returns, and returns them. A
 // snapshot deleted meanwhile by someone else counts as deleted. It stops at the first other
 // error, returning what it deleted until then.

@@ -89,3 +89,40 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("the bucket's stream holds %d messages; want %d: the dropped snapshot's chunks gone", got, want)
 	}
 }
+
+func TestPurgePoints(t *testing.T) {
+	now := time.Unix(10_000_000, 0)
+	const window = 24 * time.Hour
+	snap := func(tl, v uint64, hoursAgo int64) Snapshot {
+		return Snapshot{Name: "t" + strconv.FormatUint(tl, 10) + "v" + strconv.FormatUint(v, 10), Timeline: tl, Version: v, Time: now.Unix() - hoursAgo*3600}
+	}
+	for _, tc := range []struct {
+		name string
+		in   []Snapshot
+		want map[uint64]string
+	}{
+		// Found by trying it: the first real snapshot, inside the window, purged the lines
+		// before it, and the window's first moments (from the empty file system) were lost.
+		{"only snapshots inside the window: no purge", []Snapshot{snap(1, 270, 1)}, map[uint64]string{}},
+		{"the base is the purge point", []Snapshot{snap(1, 10, 30), snap(1, 20, 25), snap(1, 30, 1)}, map[uint64]string{1: "t1v20"}},
+		// The planner's case: timeline 2's first snapshot carries an older time than timeline
+		// 1's; each timeline keeps what its own snapshots need.
+		{"per timeline", []Snapshot{snap(1, 20, 40), snap(1, 30, 20), snap(2, 15, 45), snap(2, 40, 2)}, map[uint64]string{1: "t1v20", 2: "t2v15"}},
+		{"a timeline without a base keeps everything", []Snapshot{snap(1, 20, 40), snap(2, 15, 2)}, map[uint64]string{1: "t1v20"}},
+	} {
+		got := PurgePoints(tc.in, now, window)
+		names := map[uint64]string{}
+		for tl, s := range got {
+			names[tl] = s.Name
+		}
+		if len(names) != len(tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, names, tc.want)
+			continue
+		}
+		for tl, n := range tc.want {
+			if names[tl] != n {
+				t.Errorf("%s: got %v, want %v", tc.name, names, tc.want)
+			}
+		}
+	}
+}
