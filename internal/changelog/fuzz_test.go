@@ -8,7 +8,7 @@ import (
 
 // FuzzRoundTrip: Parse never panics; whatever it accepts formats back to the same bytes and
 // parses again to an equal Line; Check and ParseVersion agree with it; the Scanner sees the
-// same line. Seeded with the lines of a real mfsmaster (testdata/real-changelog.txt) and one
+// same line. Seeded with the lines of real mfsmasters of 3.0.117 and 4.59.2 (testdata/real-changelog*.txt) and one
 // line of every operation (everyOp).
 func FuzzRoundTrip(f *testing.F) {
 	for _, l := range realLines(f) {

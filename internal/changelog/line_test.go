@@ -9,43 +9,64 @@ import (
 	"testing"
 )
 
-// realLines returns the lines of testdata/real-changelog.txt, captured from a real mfsmaster
-// (see testdata/README), without their '\n'.
-func realLines(t testing.TB) [][]byte {
+// captures are the changelogs of real mfsmasters, copied verbatim (see testdata/README):
+// MooseFS 3.0.117 and 4.59.2.
+var captures = []string{"testdata/real-changelog.txt", "testdata/real-changelog-4.59.2.txt"}
+
+// captured returns the lines of one capture, without their '\n'.
+func captured(t testing.TB, path string) [][]byte {
 	t.Helper()
-	b, err := os.ReadFile("testdata/real-changelog.txt")
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(b) == 0 || b[len(b)-1] != '\n' {
-		t.Fatal("testdata/real-changelog.txt does not end with a newline")
+		t.Fatalf("%s does not end with a newline", path)
 	}
 	lines := bytes.Split(b[:len(b)-1], []byte{'\n'})
 	if len(lines) < 90 {
-		t.Fatalf("testdata/real-changelog.txt has %d lines, want the 100 captured ones", len(lines))
+		t.Fatalf("%s has %d lines, want the 100 or more captured ones", path, len(lines))
 	}
 	return lines
 }
 
+// realLines returns the lines of every capture.
+func realLines(t testing.TB) [][]byte {
+	t.Helper()
+	var all [][]byte
+	for _, c := range captures {
+		all = append(all, captured(t, c)...)
+	}
+	return all
+}
+
+// TestRealLinesRoundTrip: every line of both captures parses, formats back byte for byte, and
+// formats the same from its arguments alone.
 func TestRealLinesRoundTrip(t *testing.T) {
-	for i, raw := range realLines(t) {
-		l, err := Parse(raw)
-		if err != nil {
-			t.Fatalf("line %d %q: %v", i+1, raw, err)
-		}
-		if got, want := l.Version, uint64(i+1); got != want {
-			t.Errorf("line %d: version %d, want %d", i+1, got, want)
-		}
-		if got := l.AppendFormat(nil); !bytes.Equal(got, raw) {
-			t.Errorf("line %d round trip:\n got %q\nwant %q", i+1, got, raw)
-		}
-		// MooseFS's own lines are canonically escaped: formatting Args reproduces them.
-		if l.RawArgs != "" {
-			t.Errorf("line %d %q: RawArgs %q set, want canonical arguments", i+1, raw, l.RawArgs)
-		}
-		v, ts, err := ParseVersion(raw)
-		if err != nil || v != l.Version || ts != l.Time {
-			t.Errorf("ParseVersion(%q) = %d, %d, %v; want %d, %d", raw, v, ts, err, l.Version, l.Time)
+	for _, c := range captures {
+		for i, raw := range captured(t, c) {
+			l, err := Parse(raw)
+			if err != nil {
+				t.Fatalf("%s line %d %q: %v", c, i+1, raw, err)
+			}
+			if got, want := l.Version, uint64(i+1); got != want {
+				t.Errorf("%s line %d: version %d, want %d", c, i+1, got, want)
+			}
+			if got := l.AppendFormat(nil); !bytes.Equal(got, raw) {
+				t.Errorf("%s line %d round trip:\n got %q\nwant %q", c, i+1, got, raw)
+			}
+			// MooseFS's own lines are canonically escaped: formatting Args reproduces them.
+			if l.RawArgs != "" {
+				t.Errorf("%s line %d %q: RawArgs %q set, want canonical arguments", c, i+1, raw, l.RawArgs)
+			}
+			hand := Line{Version: l.Version, Time: l.Time, Op: l.Op, Args: l.Args, HasResult: l.HasResult, Result: l.Result}
+			if got := hand.AppendFormat(nil); !bytes.Equal(got, raw) {
+				t.Errorf("%s line %d from its arguments:\n got %q\nwant %q", c, i+1, got, raw)
+			}
+			v, ts, err := ParseVersion(raw)
+			if err != nil || v != l.Version || ts != l.Time {
+				t.Errorf("ParseVersion(%q) = %d, %d, %v; want %d, %d", raw, v, ts, err, l.Version, l.Time)
+			}
 		}
 	}
 }
@@ -53,7 +74,7 @@ func TestRealLinesRoundTrip(t *testing.T) {
 // TestRealLinesFields checks the arguments of real lines whose splitting is not obvious.
 func TestRealLinesFields(t *testing.T) {
 	byOp := map[string][]Line{}
-	for _, raw := range realLines(t) {
+	for _, raw := range captured(t, captures[0]) {
 		l, err := Parse(raw)
 		if err != nil {
 			t.Fatal(err)
@@ -92,6 +113,40 @@ func TestRealLinesFields(t *testing.T) {
 	}
 	if got := byOp["SNAPSHOT"]; len(got) == 0 || !got[0].HasResult || got[0].Result != "18,0,0,0,0,1" {
 		t.Errorf("SNAPSHOT lines %q, want the raw result 18,0,0,0,0,1 first", got)
+	}
+}
+
+// TestRealLinesFields4 checks the arguments of the 4.59.2 lines whose form changed.
+func TestRealLinesFields4(t *testing.T) {
+	byOp := map[string][]Line{}
+	for _, raw := range captured(t, captures[1]) {
+		l, err := Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byOp[l.Op] = append(byOp[l.Op], l)
+	}
+	for _, tc := range []struct {
+		op   string
+		want []string
+	}{
+		{"SCSET", []string{"sc,1(x)", "1", "1", "my class, (desc)", "5", "0", "C(0:0:0)", "K(2:0:255)", "A(0:0:0:0)", "T(1:0:0:255)", "1", "(5:48:0)", "0", "0", "C0", "C1", "C0"}},
+		{"SCSET", []string{"sc,1(x)", "0", "1", "changed%desc", "5", "0", "C(0:0:0)", "K(2:0:255)", "A(0:0:0:0)", "T(1:0:0:255)", "2", "(5:48:0)", "0", "0", "C0", "C1", "C0"}},
+		{"SESADD", []string{"#18367088257487361530", "1", "8", "0000", "0", "0", "999", "999", "0xFFFF", "0", "4294967295", "0x00000000", "172841729", "/tmp/capchl/mnt"}},
+		{"MOVE", []string{"1", "dir1", "1", "dir 2(renamed)", "2"}},
+		{"PATADD", []string{"odd,%(name)", "1000", "4294967295", "10", "0", "0", "168", "0", "0"}},
+		{"IDLE", nil},
+	} {
+		found := false
+		for _, l := range byOp[tc.op] {
+			if reflect.DeepEqual(l.Args, tc.want) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("no real %s line has arguments %q; have %q", tc.op, tc.want, byOp[tc.op])
+		}
 	}
 }
 

@@ -277,8 +277,8 @@ func opCreate(c *cursor) {
 		for _, d := range c.b[start:c.i] {
 			typ = typ*10 + (d - '0') // at most 255: u8 checked it
 		}
-	} else if typ == ',' || typ == ')' || typ == 0 {
-		c.fail("a file type")
+	} else if typ == ',' || typ == '(' || typ == ')' || typ == '%' || typ == 0 {
+		c.fail("a file type") // a letter in old lines; never a separator or an escape
 	} else {
 		c.i++
 	}

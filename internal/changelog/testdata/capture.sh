@@ -1,15 +1,29 @@
 #!/bin/bash
-# capture.sh: how testdata/real-changelog.txt was made (run as root on a host with the Debian
-# moosefs-master, moosefs-chunkserver and moosefs-client 3.0.117 packages). Not run by the tests.
+# capture.sh: how testdata/real-changelog.txt (MooseFS 3.0.117: the Debian moosefs-master,
+# moosefs-chunkserver and moosefs-client 3.0.117 packages) and real-changelog-4.59.2.txt
+# (MooseFS 4.59.2 built into /opt/moosefs-4.59.2 by `make deps`) were made. Run as root. Not
+# run by the tests.
 #
 # A master and its client share one network namespace, a chunkserver sits in a second one on a
 # veth pair (mfschunkserver refuses a master on 127.0.0.1), all files live under $W. The client
-# workload below exercises names that need escaping and most metadata operations; the captured
-# file is $W/master/changelog.0.mfs, copied verbatim.
+# workload below exercises names that need escaping and most metadata operations (on 4.x also
+# its storage classes with descriptions, patterns, archive flags and an idle stretch); the
+# captured file is $W/master/changelog.0.mfs (4.59.2: changelog.1.mfs, rotated at the clean
+# stop), copied verbatim. 4.59.2's mfstrashtool refuses its own mount (it wants .masterinfo
+# of 10 or 14 bytes, the mount has 22), so TRASH_RECOVER and TRASH_REMOVE are not captured.
 #
-# usage: capture.sh SUFFIX   (SUFFIX makes the namespace names unique, e.g. capture.sh 7k3)
+# usage: capture.sh SUFFIX [VERSION]   (SUFFIX makes the namespace names unique, e.g.
+# capture.sh 7k3; VERSION is 3.0.117, the default, or 4.59.2)
 set -eu
 S=${1:?suffix}
+V=${2:-3.0.117}
+case $V in
+3.0.117) SBIN=/usr/sbin BIN=/usr/bin ;;
+4.59.2) SBIN=/opt/moosefs-4.59.2/sbin BIN=/opt/moosefs-4.59.2/bin ;;
+*) echo "unknown MooseFS version $V (3.0.117 or 4.59.2)" >&2; exit 2 ;;
+esac
+export PATH=$BIN:$SBIN:$PATH
+"$SBIN/mfsmaster" -v | grep -q "version: $V" || { echo "$SBIN/mfsmaster is not MooseFS $V" >&2; exit 2; }
 W=/tmp/capchl
 NSM=chlm$S; NSC=chlc$S
 teardown() {
@@ -60,7 +74,7 @@ for i in $(seq 50); do grep -q 'CSDBOP(3' $W/master/changelog.0.mfs 2>/dev/null 
 # The client workload, run in the master's namespace (its mounts live in that command's mount
 # namespace).
 cat > $W/work.sh <<'WORK'
-W=/tmp/capchl; M=$W/mnt
+W=/tmp/capchl; M=$W/mnt; V=$1
 mfsmount $M -H 10.77.91.1 || exit 1
 cd $M
 mkdir dir1 dir1/sub
@@ -101,18 +115,35 @@ dd if=/dev/urandom of=big.bin bs=64k count=20 status=none
 truncate -s 100000 big.bin
 truncate -s 5000000 big.bin
 truncate -s 0 'with space:colon|pipe.txt'
+if [ "$V" = 3.0.117 ]; then
 mfssetgoal 3 big.bin
 mfssetgoal -r 2 'dir 2(renamed)'
+fi
 mfssettrashtime 0 $'del\x7f'
 mfssettrashtime -r 3600 'dir 2(renamed)'
 mfsseteattr -f noowner big.bin
 mfssetquota -i 100 -I 200 -l 1000000 -L 2000000 -p 3600 'dir 2(renamed)'
+if [ "$V" = 3.0.117 ]; then
 mfsscadmin create -K A,B 'sc,1(x)' || true
 mfsscadmin create 2A 'sc2'
+else
+mfsscadmin create -K A,B -c 'my class, (desc)' -p 5 -o ac -d 2d -T A 'sc,1(x)'
+mfsscadmin create -K 2A -A B -d 24 -t 12 'sc2'
+mfsscadmin modify -c 'changed%desc' -m s 'sc,1(x)'
+fi
 mfsscadmin rename sc2 'sc 3'
 mfsscadmin copy 'sc 3' sc4
 mfsscadmin delete sc4
 mfssetsclass 'sc 3' big.bin
+if [ "$V" != 3.0.117 ]; then
+mfspatadmin create -n '*.tmp' -c 'sc 3' -t 2 -f +noowner
+mfspatadmin create -n 'odd,%(name)' -u 1000 -p 10
+touch pattern.tmp
+mfspatadmin delete -n '*.tmp'
+mfsarchive set big.bin
+mfsarchive clr big.bin
+mfssettrashretention 2 'dir 2(renamed)'
+fi
 mfsmakesnapshot big.bin snap.bin
 setpriv --groups 0,10,20 --reuid 0 --regid 0 mfsmakesnapshot 'dir 2(renamed)' 'snap dir'
 mfsappendchunks appended.bin big.bin 日本語.txt
@@ -131,9 +162,14 @@ find $W/meta/trash -mindepth 2 -maxdepth 2 ! -name undel | while read -r f; do
 done
 ls -R $W/meta | head -30
 umount $W/meta
+if [ "$V" != 3.0.117 ]; then
+  sleep 65 # an idle stretch: IDLE() every 30 s
+fi
 umount $M
 WORK
-ip netns exec $NSM bash $W/work.sh
+ip netns exec $NSM bash $W/work.sh $V
 teardown
 trap - EXIT
-echo "captured $(wc -l < $W/master/changelog.0.mfs) lines in $W/master/changelog.0.mfs"
+# 3.0.117 appends to changelog.0.mfs at the next start; 4.59.2 rotates it at a clean stop.
+f=$W/master/changelog.0.mfs; [ -e $f ] || f=$W/master/changelog.1.mfs
+echo "captured $(wc -l < $f) lines in $f"
