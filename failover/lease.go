@@ -53,6 +53,7 @@ type NodeStatus struct {
 	Version      uint64    `json:"version"`                // master: its metadata version; standby: the next line it lacks
 	Materialized uint64    `json:"materialized,omitempty"` // standby: version of its metadata.mfs
 	Timeline     uint64    `json:"timeline,omitempty"`
+	MooseFS      string    `json:"moosefs,omitempty"` // the release of the node's mfsmaster (MFSMASTER_BIN)
 	Updated      time.Time `json:"updated"`
 }
 

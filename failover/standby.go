@@ -229,6 +229,7 @@ func lost(k *keeper) bool {
 // publish writes this node's status, best effort.
 func (n *Node) publish(ctx context.Context, s NodeStatus) {
 	s.Name, s.Addr, s.Updated = n.cfg.Name, n.nodeAddr(), time.Now().UTC()
+	s.MooseFS = n.d.Master.Mfsmaster().Version.String()
 	pctx, cancel := context.WithTimeout(ctx, n.cfg.RenewTimeout)
 	defer cancel()
 	if err := n.d.Lease.PutNode(pctx, s); err != nil && ctx.Err() == nil {

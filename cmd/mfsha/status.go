@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -114,13 +115,25 @@ func printLease(ctx context.Context, w io.Writer, conn *connection, cluster stri
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nNODE\tADDRESS\tROLE\tNEXT VERSION\tMATERIALIZED\tLAG (LINES)\tSEEN")
+	releases := map[string][]string{} // MooseFS release -> nodes
+	for _, n := range nodes {
+		releases[n.MooseFS] = append(releases[n.MooseFS], n.Name)
+	}
+	switch {
+	case len(releases) == 1:
+		for r := range releases {
+			fmt.Fprintf(w, "MooseFS: %s (every node's mfsmaster)\n", cmp.Or(r, "unknown"))
+		}
+	case len(releases) > 1:
+		fmt.Fprintf(w, "MooseFS: the nodes' mfsmaster releases differ: %v; a standby older than the master cannot fold its metadata\n", releases)
+	}
+	fmt.Fprintln(tw, "\nNODE\tADDRESS\tROLE\tMOOSEFS\tNEXT VERSION\tMATERIALIZED\tLAG (LINES)\tSEEN")
 	for _, n := range nodes {
 		lag := "-"
 		if n.Role == string(failover.RoleStandby) && masterVersion > 0 {
 			lag = fmt.Sprint(int64(masterVersion) - int64(n.Version))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s ago\n", n.Name, n.Addr, n.Role, n.Version, n.Materialized, lag, time.Since(n.Updated).Round(100*time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s ago\n", n.Name, n.Addr, n.Role, cmp.Or(n.MooseFS, "-"), n.Version, n.Materialized, lag, time.Since(n.Updated).Round(100*time.Millisecond))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -153,9 +166,9 @@ func printSnapshots(w io.Writer, cluster string, snaps []snapshot.Snapshot) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIMELINE\tVERSION\tTIME\tSIZE\tSTORED\tSOURCE")
+	fmt.Fprintln(tw, "TIMELINE\tVERSION\tTIME\tSIZE\tSTORED\tMOOSEFS\tSOURCE")
 	for _, s := range snaps {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%d\t%s\n", s.Timeline, s.Version, fmtTime(s.Time), s.Size, s.CompressedSize, s.Source)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%d\t%s\t%s\n", s.Timeline, s.Version, fmtTime(s.Time), s.Size, s.CompressedSize, cmp.Or(s.MooseFS, "-"), s.Source)
 	}
 	tw.Flush()
 }

@@ -50,6 +50,15 @@ func (n MetadataNeed) String() string {
 	return "MooseFS " + n.Version.String()
 }
 
+// Release is the release as a snapshot records it: "4.59.2", or ">4.59.2" when the file is
+// newer than every tested release.
+func (n MetadataNeed) Release() string {
+	if n.Version.IsZero() {
+		return ">" + sectionFormats[len(sectionFormats)-1].release.String()
+	}
+	return n.Version.String()
+}
+
 // LoadableBy reports whether mfsmaster release v loads a file of this need. A release newer
 // than every tested one is taken to load what the newest tested one loads.
 func (n MetadataNeed) LoadableBy(v Version) bool {
@@ -71,6 +80,12 @@ func Sections(path string) ([]Section, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata sections: %w", err)
 	}
+	return ReadSections(f, st.Size(), path)
+}
+
+// ReadSections reads the section headers of a metadata file of size bytes from f; errors
+// name path.
+func ReadSections(f io.ReaderAt, size int64, path string) ([]Section, error) {
 	head := make([]byte, 8)
 	if _, err := f.ReadAt(head, 0); err != nil {
 		return nil, fmt.Errorf("metadata file %s: read signature: %w", path, err)
@@ -101,8 +116,8 @@ func Sections(path string) ([]Section, error) {
 		}
 		out = append(out, Section{Name: name, Format: (x-'0')<<4 | (y - '0')})
 		n := binary.BigEndian.Uint64(hdr[8:])
-		if n > uint64(st.Size()) {
-			return nil, fmt.Errorf("metadata file %s: section %s at offset %d claims %d bytes, the file has %d", path, name, off, n, st.Size())
+		if n > uint64(size) {
+			return nil, fmt.Errorf("metadata file %s: section %s at offset %d claims %d bytes, the file has %d", path, name, off, n, size)
 		}
 		off += 16 + int64(n)
 	}
@@ -115,6 +130,11 @@ func MetadataNeeds(path string) (MetadataNeed, error) {
 	if err != nil {
 		return MetadataNeed{}, err
 	}
+	return Needs(secs), nil
+}
+
+// Needs returns the oldest tested release that loads a file of these sections.
+func Needs(secs []Section) MetadataNeed {
 	var newest Section
 	for _, r := range sectionFormats {
 		i := slices.IndexFunc(secs, func(s Section) bool {
@@ -122,11 +142,11 @@ func MetadataNeeds(path string) (MetadataNeed, error) {
 			return !ok || s.Format > f
 		})
 		if i < 0 {
-			return MetadataNeed{Version: r.release}, nil
+			return MetadataNeed{Version: r.release}
 		}
 		newest = secs[i]
 	}
-	return MetadataNeed{Newest: newest}, nil
+	return MetadataNeed{Newest: newest}
 }
 
 // CheckFold fails, naming the binary, its release and what the file needs, unless mfsmaster

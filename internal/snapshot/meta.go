@@ -12,7 +12,7 @@ import (
 
 // metadata is what an object's metadata says of its snapshot (keys stream.Snap*).
 func (s Snapshot) metadata() map[string]string {
-	return map[string]string{
+	md := map[string]string{
 		stream.SnapVersion:  strconv.FormatUint(s.Version, 10),
 		stream.SnapMetaID:   strconv.FormatUint(s.MetaID, 10),
 		stream.SnapTime:     strconv.FormatInt(s.Time, 10),
@@ -21,6 +21,10 @@ func (s Snapshot) metadata() map[string]string {
 		stream.SnapTimeline: strconv.FormatUint(s.Timeline, 10),
 		stream.SnapSource:   s.Source,
 	}
+	if s.MooseFS != "" {
+		md[stream.SnapMooseFS] = s.MooseFS
+	}
+	return md
 }
 
 // fromInfo decodes and checks an object's metadata. Every field but the source is required;
@@ -28,7 +32,8 @@ func (s Snapshot) metadata() map[string]string {
 // name the object and the field.
 func fromInfo(oi *jetstream.ObjectInfo) (Snapshot, error) {
 	md := oi.Metadata
-	s := Snapshot{Name: oi.Name, CompressedSize: int64(oi.Size), SHA256: md[stream.SnapSHA256], Source: md[stream.SnapSource]}
+	s := Snapshot{Name: oi.Name, CompressedSize: int64(oi.Size), SHA256: md[stream.SnapSHA256], Source: md[stream.SnapSource],
+		MooseFS: md[stream.SnapMooseFS]}
 	bad := func(key string) error {
 		v, ok := md[key]
 		if !ok {

@@ -54,6 +54,9 @@ type Snapshot struct {
 	CompressedSize int64  // bytes, as stored
 	SHA256         string // hex, of the uncompressed file
 	Source         string // where it was read from, for humans
+	// MooseFS is the oldest tested MooseFS release whose mfsmaster loads it ("3.0.117",
+	// "4.59.2", ">4.59.2"), from its section formats; "" when not recorded.
+	MooseFS string
 }
 
 // Info is what the uploader knows of a snapshot beyond its file's header.

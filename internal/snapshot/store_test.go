@@ -77,7 +77,8 @@ func TestUploadDownload(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Snapshot{Name: stream.SnapshotName(3, version), Timeline: 3, Version: version, MetaID: 4242, Time: 1700000123,
-		Size: int64(len(content)), CompressedSize: snap.CompressedSize, SHA256: sum, Source: "host:metadata.mfs.back"}
+		Size: int64(len(content)), CompressedSize: snap.CompressedSize, SHA256: sum, Source: "host:metadata.mfs.back",
+		MooseFS: mfstest.Dist(t).Version.String()} // the release that made it, recorded from its sections
 	if snap != want {
 		t.Fatalf("Upload = %+v, want %+v", snap, want)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/mfsha/mfsha/internal/metafile"
+	"github.com/mfsha/mfsha/internal/moosefs"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -142,6 +143,10 @@ func (s *Store) put(ctx context.Context, src *source, name string, info Info, pr
 	src.sha256 = hex.EncodeToString(sum.Sum(nil))
 	snap = Snapshot{Name: name, Timeline: info.Timeline, Version: src.header.Version, MetaID: src.header.MetaID,
 		Time: info.Time, Size: src.size, CompressedSize: w.size, SHA256: src.sha256, Source: info.Source}
+	// Which MooseFS wrote it, for status and restore --list; a fold checks the file itself.
+	if secs, err := moosefs.ReadSections(src.f, src.size, src.path); err == nil {
+		snap.MooseFS = moosefs.Needs(secs).Release()
+	}
 	if err := s.publishMeta(ctx, w.info(name, snap.metadata()), prev); err != nil {
 		return Snapshot{}, fmt.Errorf("upload %s: %w", src.path, err)
 	}

@@ -55,6 +55,7 @@ const (
 	SnapSHA256   = "sha256"   // hex SHA-256 of the uncompressed file
 	SnapTimeline = "timeline" // timeline the master was on when it wrote the snapshot
 	SnapSource   = "source"   // file name it was read from, for humans
+	SnapMooseFS  = "moosefs"  // optional: the oldest tested MooseFS release that loads it (its sections), e.g. 4.59.2
 )
 
 // EncodingZstd is the only payload encoding written today.
