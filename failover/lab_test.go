@@ -18,6 +18,7 @@ import (
 	"github.com/mfsha/mfsha/failover"
 	"github.com/mfsha/mfsha/internal/mfstest"
 	"github.com/mfsha/mfsha/internal/moosefs"
+	"github.com/mfsha/mfsha/internal/natsconn"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -263,7 +264,8 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	// ma's node stands by by itself; once caught up, hand the master back.
 	c.write(ctx, "on-mb")
 	c.caughtUp(ctx, lab.HostMasterA)
-	out, err := c.l.Exec(ctx, lab.HostClient, c.bin, "switchover", "--to", lab.HostMasterA, "--cluster", c.name, "--nats", strings.Join(c.urls, ","))
+	out, err := c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "switchover", "--to", lab.HostMasterA, "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
+		c.l.NATSFlags(natsconn.RoleNode)...)...)
 	t.Logf("mfsha switchover --to ma:\n%s", out)
 	c.must("switchover", err)
 	epoch3 := c.waitMaster(ctx, lab.HostMasterA)
@@ -273,7 +275,8 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	c.write(ctx, "back-on-ma")
 	c.verify(ctx)
 	c.streamEpoch(ctx, epoch3)
-	out, err = c.l.Exec(ctx, lab.HostClient, c.bin, "status", "--cluster", c.name, "--nats", strings.Join(c.urls, ","))
+	out, err = c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "status", "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
+		c.l.NATSFlags(natsconn.RoleReader)...)...)
 	c.must("status", err)
 	t.Logf("mfsha status:\n%s", out)
 	for _, want := range []string{"held by ma", fmt.Sprintf("epoch %d", epoch3), "mb", "standby"} {

@@ -164,7 +164,7 @@ func mfshaStall(ctx context.Context, dir, bin string, inodes int) (stall, error)
 	if _, err := l.SeedMaster(ctx, lab.HostMasterA, 4242, inodes, time.Now().Unix()); err != nil {
 		return s, err
 	}
-	const cluster = "bench"
+	cluster := l.Name() // the lab's secrets are for the cluster named like the lab
 	node := func(host, start string) error {
 		return ha.StartNode(ctx, l, ha.NodeSpec{Host: host, Bin: bin, Start: start, Cluster: cluster, NATS: urls})
 	}

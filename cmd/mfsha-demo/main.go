@@ -22,6 +22,7 @@ import (
 	"github.com/mfsha/mfsha/deploy/lab"
 	"github.com/mfsha/mfsha/deploy/lab/ha"
 	"github.com/mfsha/mfsha/internal/moosefs"
+	"github.com/mfsha/mfsha/internal/natsconn"
 )
 
 func main() {
@@ -129,7 +130,8 @@ func run(ctx context.Context, bin, dir string, keep bool, mfs moosefs.Dist) (err
 	if err != nil {
 		return err
 	}
-	note("n1 n2 n3  a three-node NATS JetStream cluster (mfsha nats)")
+	note("secrets   made once by mfsha init in %s: NATS CA and server certificates, an nkey user per role, the signing key", l.Secrets())
+	note("n1 n2 n3  a three-node NATS JetStream cluster (mfsha nats): nkey users with per-role permissions, TLS, mutual-TLS routes")
 	note("ma %s  mfsha ship --vip: holds the lease, runs mfsmaster, holds the VIP, ships; + mfsmetalogger", l.HostAddr(ma))
 	note("mb %s  mfsha standby --vip: keeps metadata materialized, takes over when the lease is free; + mfsmetalogger, mfschunkserver", l.HostAddr(mb))
 	note("c1 %s  mfschunkserver", l.HostAddr(lab.HostChunk))
@@ -185,7 +187,7 @@ func run(ctx context.Context, bin, dir string, keep bool, mfs moosefs.Dist) (err
 	}
 
 	say("planned switchover back to ma: mfsha switchover --to ma")
-	out, err := l.Exec(ctx, cl, bin, "switchover", "--to", ma, "--nats", natsURL, "--cluster", "demo")
+	out, err := l.Exec(ctx, cl, append([]string{bin, "switchover", "--to", ma, "--nats", natsURL, "--cluster", "demo"}, l.NATSFlags(natsconn.RoleNode)...)...)
 	fmt.Print(indent(out))
 	if err != nil {
 		return err
@@ -216,8 +218,8 @@ func run(ctx context.Context, bin, dir string, keep bool, mfs moosefs.Dist) (err
 	say("point-in-time restore of metadata.mfs as of %s (before the rm), from the stream", before.UTC().Format(time.RFC3339))
 	restored := filepath.Join(l.HostDir(mb), "restored")
 	t0 = time.Now()
-	out, err = l.Exec(ctx, mb, bin, "restore", "--nats", natsURL, "--cluster", "demo", "--to", before.UTC().Format(time.RFC3339), "--out", restored,
-		"--mfsmaster", mfs.Path("mfsmaster"))
+	out, err = l.Exec(ctx, mb, append([]string{bin, "restore", "--nats", natsURL, "--cluster", "demo", "--to", before.UTC().Format(time.RFC3339), "--out", restored,
+		"--mfsmaster", mfs.Path("mfsmaster")}, l.NATSFlags(natsconn.RoleReader)...)...)
 	fmt.Print(indent(out))
 	if err != nil {
 		return err
@@ -274,7 +276,7 @@ func run(ctx context.Context, bin, dir string, keep bool, mfs moosefs.Dist) (err
 
 // status prints `mfsha status` as seen from the client host.
 func status(ctx context.Context, l *lab.Lab, bin, natsURL string) error {
-	out, err := l.Exec(ctx, lab.HostClient, bin, "status", "--nats", natsURL, "--cluster", "demo")
+	out, err := l.Exec(ctx, lab.HostClient, append([]string{bin, "status", "--nats", natsURL, "--cluster", "demo"}, l.NATSFlags(natsconn.RoleReader)...)...)
 	fmt.Print(indent(out))
 	return err
 }

@@ -34,8 +34,9 @@ type natsSettings struct {
 
 func (n *natsSettings) bind(s *config.Set) {
 	s.Strings(&n.conn.URLs, "nats", "NATS_URL", nil, "NATS server `URLs`, comma-separated; empty: the embedded server")
-	s.String(&n.conn.Creds, "nats-creds", "NATS_CREDS", "", "NATS credentials `file`")
-	s.String(&n.conn.TLSCA, "nats-tls-ca", "NATS_TLS_CA", "", "CA `file` to verify the NATS servers")
+	s.String(&n.conn.Creds, "nats-creds", "NATS_CREDS", "", "NATS credentials `file` (JWT, for an external NATS with decentralized auth)")
+	s.String(&n.conn.NKey, "nats-nkey", "NATS_NKEY", "", "NATS nkey seed `file` of this role (node.nk, standby.nk, reader.nk or admin.nk, made by mfsha init)")
+	s.String(&n.conn.TLSCA, "nats-tls-ca", "NATS_TLS_CA", "", "CA `file` to verify the NATS servers (ca.crt made by mfsha init)")
 	s.String(&n.conn.TLSCert, "nats-tls-cert", "NATS_TLS_CERT", "", "client certificate `file` for NATS")
 	s.String(&n.conn.TLSKey, "nats-tls-key", "NATS_TLS_KEY", "", "client key `file` for NATS")
 	s.String(&n.cluster, "cluster", "CLUSTER", "mfs", "MooseFS cluster `name`: names the stream and buckets")
@@ -59,6 +60,26 @@ func (e *embeddedSettings) bind(s *config.Set) {
 	s.String(&e.opts.Cluster, "nats-cluster-name", "NATS_CLUSTER_NAME", "mfsha", "embedded NATS: cluster `name` when routes are given")
 	s.String(&e.opts.ClusterAt, "nats-cluster-listen", "NATS_CLUSTER_LISTEN", "0.0.0.0:6222", "embedded NATS: route `address` when routes are given")
 	s.Strings(&e.opts.Routes, "nats-routes", "NATS_ROUTES", nil, "embedded NATS: `URLs` of the other servers (nats-route://host:6222), comma-separated")
+	s.String(&e.opts.Security.Users, "nats-users", "NATS_USERS", "", "embedded NATS: `file` of the nkey users and their roles (nats-users.cfg made by mfsha init); required beyond loopback")
+	s.String(&e.opts.Security.Cert, "nats-server-cert", "NATS_SERVER_CERT", "", "embedded NATS: this server's TLS certificate `file` (for clients and routes); required beyond loopback")
+	s.String(&e.opts.Security.Key, "nats-server-key", "NATS_SERVER_KEY", "", "embedded NATS: this server's TLS key `file`")
+	s.String(&e.opts.Security.CA, "nats-ca", "NATS_CA", "", "embedded NATS: cluster CA `file` that routes' certificates must be signed by (mutual TLS); required for routes beyond loopback")
+}
+
+// checkUsers checks that the embedded server's users are the cluster's: a users file of
+// another cluster would grant its roles the wrong stream.
+func (e *embeddedSettings) checkUsers(cluster string) error {
+	if e.opts.Security.Users == "" {
+		return nil
+	}
+	u, err := natsconn.LoadUsers(e.opts.Security.Users)
+	if err != nil {
+		return err
+	}
+	if u.Cluster != cluster {
+		return fmt.Errorf("NATS_USERS %s is for cluster %q, CLUSTER is %q", e.opts.Security.Users, u.Cluster, cluster)
+	}
+	return nil
 }
 
 // logSettings pick the log level.
@@ -142,11 +163,17 @@ func connect(ctx context.Context, n natsSettings, emb *embeddedSettings, stateDi
 			eo := emb.opts
 			eo.StoreDir = filepath.Join(stateDir, "nats")
 			srv, err := natsconn.StartEmbedded(eo)
+			if errors.Is(err, natsconn.ErrInsecure) {
+				return nil, usageError{err}
+			}
 			if err != nil {
 				return nil, err
 			}
 			c.srv = srv
-			opts.URLs = []string{srv.ClientURL()}
+			// In-process: no TLS to our own server (a nats:// URL: tls:// would demand it), but
+			// the same nkey and permissions.
+			opts.URLs = []string{natsconn.InProcessURL(srv)}
+			opts.InProcess = srv
 			log.Info("embedded NATS JetStream server started", "listen", eo.Listen, "store", eo.StoreDir, "routes", eo.Routes)
 		}
 	}

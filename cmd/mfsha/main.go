@@ -30,6 +30,7 @@ var commands = []struct {
 	name, summary string
 	cmd           func() command
 }{
+	{"init", "make a cluster's secrets once: NATS CA and certificates, users per role, signing key, configs", func() command { return &initCommand{} }},
 	{"ship", "publish a master's (or metalogger's) changelog and snapshots to NATS JetStream", func() command { return &shipCommand{} }},
 	{"nats", "run one node of the NATS JetStream cluster that mfsha uses (the server it embeds)", func() command { return &natsCommand{} }},
 	{"restore", "rebuild metadata.mfs as of a time or version from snapshots and the changelog stream", func() command { return &restoreCommand{} }},

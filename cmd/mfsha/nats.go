@@ -23,7 +23,12 @@ const natsUsage = `Usage: mfsha nats [--state DIR] [--nats-listen ADDR] [--nats-
 Runs the NATS JetStream server that mfsha embeds, on its own: one node of the NATS cluster
 that holds the changelog stream, the snapshots and the failover lease. Three such nodes, each
 with the routes of the other two, make a cluster that survives the loss of one; put them on
-hosts other than the master's, so that losing the master's host does not also stall NATS.`
+hosts other than the master's, so that losing the master's host does not also stall NATS.
+
+Secure by default: beyond loopback it requires NATS_USERS, NATS_SERVER_CERT and NATS_SERVER_KEY
+(nkey users with per-role permissions, TLS), and for routes NATS_CA (mutual TLS against the
+cluster CA: an unknown server cannot join). ` + "`mfsha init`" + ` makes them all, and a ready
+nats-HOST.cfg per node.`
 
 func (c *natsCommand) Run(ctx context.Context, args []string) error {
 	s := config.New("nats", natsUsage)
@@ -46,6 +51,9 @@ func (c *natsCommand) Run(ctx context.Context, args []string) error {
 	o := c.embedded.opts
 	o.StoreDir = filepath.Join(c.state, "nats")
 	srv, err := natsconn.StartEmbedded(o)
+	if errors.Is(err, natsconn.ErrInsecure) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,14 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(c.nats.conn.URLs) == 0 {
+		if err := c.embedded.checkUsers(c.nats.cluster); err != nil {
+			return usageError{err}
+		}
+		if c.embedded.opts.Security.Users != "" && c.nats.conn.NKey == "" {
+			return usageError{fmt.Errorf("NATS_USERS is set but NATS_NKEY is not: the shipper authenticates to its own server too (node.nk made by mfsha init)")}
+		}
+	}
 	if c.fo.enabled() {
 		return c.runNode(ctx, log)
 	}

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -11,6 +15,7 @@ import (
 	"github.com/mfsha/mfsha/internal/config"
 	"github.com/mfsha/mfsha/internal/moosefs"
 	"github.com/mfsha/mfsha/internal/snapshot"
+	"github.com/mfsha/mfsha/internal/stream"
 	"github.com/mfsha/mfsha/restorer"
 	"github.com/mfsha/mfsha/shipper"
 )
@@ -87,7 +92,7 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	store, err := snapshot.Open(ctx, conn.js, c.nats.cluster, 1)
+	store, err := waitSnapshots(ctx, conn, c.nats.cluster, log)
 	if err != nil {
 		return err
 	}
@@ -133,4 +138,25 @@ func (c *standbyCommand) runNode(ctx context.Context, log *slog.Logger) error {
 		c.ship.Retention = 0
 	}
 	return runNode(ctx, failover.RoleStandby, &c.fo, master, nodeParts{conn: conn, store: store, ship: c.ship, standby: c.cfg, replicas: c.ship.Replicas, reg: reg, log: log})
+}
+
+// waitSnapshots opens the snapshot bucket read only, waiting for the shipper to create it: a
+// plain standby reads, and its NATS role may not create buckets.
+func waitSnapshots(ctx context.Context, conn *connection, cluster string, log *slog.Logger) (*snapshot.Store, error) {
+	for {
+		store, err := snapshot.OpenReadOnly(ctx, conn.js, cluster)
+		if err == nil {
+			return store, nil
+		}
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			log.Info("no snapshot bucket yet: waiting for the shipper to create it", "bucket", stream.SnapshotBucket(cluster))
+		} else {
+			log.Warn("snapshot bucket not ready; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(2 * time.Second):
+		}
+	}
 }

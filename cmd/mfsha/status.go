@@ -71,7 +71,12 @@ func readHistory(ctx context.Context, conn *connection, cluster string) (history
 	if h.timelines, err = stream.Timelines(ctx, conn.js, cluster); err != nil {
 		return h, err
 	}
-	if h.store, err = snapshot.Open(ctx, conn.js, cluster, 1); err != nil {
+	// Read only: a reader may not create the bucket, and none means no snapshot yet.
+	h.store, err = snapshot.OpenReadOnly(ctx, conn.js, cluster)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return h, nil
+	}
+	if err != nil {
 		return h, err
 	}
 	h.snaps, err = h.store.List(ctx)

@@ -11,6 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mfsha/mfsha/internal/natsconn"
+	"github.com/mfsha/mfsha/internal/secrets"
 )
 
 // Hosts of the lab's three-node NATS JetStream cluster, apart from the master's host.
@@ -42,6 +45,9 @@ func (l *Lab) NATSURL(host string) string {
 // StartNATS runs `BIN nats` (mfsha's embedded JetStream server, alone) on each of hosts, routed
 // to one another as one cluster, and returns their client URLs. It returns once every node
 // accepts clients and a stream replicated on all of them can be placed.
+//
+// The servers run secured as in production: the lab's secrets (see Secrets) give them their
+// users, certificates and CA; clients need a role's flags (NATSFlags).
 func (l *Lab) StartNATS(ctx context.Context, bin string, hosts ...string) ([]string, error) {
 	var urls []string
 	for _, h := range hosts {
@@ -49,6 +55,10 @@ func (l *Lab) StartNATS(ctx context.Context, bin string, hosts ...string) ([]str
 			return nil, err
 		}
 		urls = append(urls, l.NATSURL(h))
+	}
+	sec, err := l.makeSecrets(hosts)
+	if err != nil {
+		return nil, err
 	}
 	for _, h := range hosts {
 		var routes []string
@@ -59,7 +69,9 @@ func (l *Lab) StartNATS(ctx context.Context, bin string, hosts ...string) ([]str
 		}
 		self := l.HostAddr(h)
 		argv := []string{bin, "nats", "--state", filepath.Join(l.HostDir(h), "mfsha"), "--nats-server-name", h,
-			"--nats-listen", netip.AddrPortFrom(self, PortNATSClient).String()}
+			"--nats-listen", netip.AddrPortFrom(self, PortNATSClient).String(),
+			"--nats-users", filepath.Join(sec, secrets.UsersFile), "--nats-ca", filepath.Join(sec, secrets.CACert),
+			"--nats-server-cert", filepath.Join(sec, secrets.HostCert(h)), "--nats-server-key", filepath.Join(sec, secrets.HostKey(h))}
 		if len(routes) > 0 {
 			argv = append(argv, "--nats-cluster-name", l.cfg.Name, "--nats-cluster-listen", netip.AddrPortFrom(self, PortNATSRoute).String(),
 				"--nats-routes", strings.Join(routes, ","))
@@ -80,7 +92,7 @@ func (l *Lab) StartNATS(ctx context.Context, bin string, hosts ...string) ([]str
 	// JetStream answers once the nodes have found each other and elected a meta leader.
 	deadline, cancel := context.WithTimeout(ctx, l.cfg.StartTimeout)
 	defer cancel()
-	err := poll(deadline, func() bool {
+	err = poll(deadline, func() bool {
 		nc, err := l.ConnectNATS(hosts[0], urls...)
 		if err != nil {
 			return false
@@ -107,12 +119,36 @@ func (l *Lab) StartNATS(ctx context.Context, bin string, hosts ...string) ([]str
 	return urls, nil
 }
 
-// ConnectNATS connects the calling process to NATS servers of the lab, its sockets opened
-// inside from's namespace (the lab's addresses are not routed to the caller's).
+// ConnectNATS connects the calling process to NATS servers of the lab as the admin user (the
+// tests' own view: allowed everything), its sockets opened inside from's namespace (the lab's
+// addresses are not routed to the caller's).
 func (l *Lab) ConnectNATS(from string, urls ...string) (*nats.Conn, error) {
-	return nats.Connect(strings.Join(urls, ","), nats.SetCustomDialer(natsDialer{l.Dialer(from)}),
-		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Timeout(2*time.Second),
-		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3)) // a dead host sends no RST
+	return l.ConnectNATSAs(from, natsconn.RoleAdmin, urls...)
+}
+
+// ConnectNATSAs connects as role (see ConnectNATS); role "" connects with no credentials
+// (but trusting the lab's CA), as a host outside the cluster would.
+func (l *Lab) ConnectNATSAs(from string, role natsconn.Role, urls ...string) (*nats.Conn, error) {
+	sec := l.secretsDir()
+	opts := []nats.Option{nats.SetCustomDialer(natsDialer{l.Dialer(from)}),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond), nats.Timeout(2 * time.Second),
+		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3), // a dead host sends no RST
+		nats.RootCAs(filepath.Join(sec, secrets.CACert))}
+	if role != "" {
+		nk, err := nats.NkeyOptionFromSeed(filepath.Join(sec, secrets.SeedFile(role)))
+		if err != nil {
+			return nil, fmt.Errorf("lab %s: %s's nkey: %w", l.cfg.Name, role, err)
+		}
+		opts = append(opts, nk)
+		if role != natsconn.RoleAdmin { // the others may only use their own inbox
+			pub, err := l.rolePublicKey(role)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, nats.CustomInboxPrefix(natsconn.InboxPrefix(pub)))
+		}
+	}
+	return nats.Connect(strings.Join(urls, ","), opts...)
 }
 
 type natsDialer struct{ dial DialFunc }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mfsha/mfsha/internal/natsconn"
 )
 
 // buildMfsha builds the mfsha binary the lab runs on its hosts.
@@ -46,8 +48,9 @@ func TestShipToNATSClusterSurvivesLosingANode(t *testing.T) {
 	// The shipper is given n1 alone, the node about to be powered off, so it is surely connected
 	// to the dead host: it must notice without an RST and move to the servers it learned of.
 	timed(t, "mfsha ship", func() error {
-		return l.Start(ctx, ProcSpec{Host: HostMasterA, Role: "ship", Argv: []string{bin, "ship", "--data", l.MasterDataDir(HostMasterA),
-			"--nats", l.NATSURL(HostNATS1), "--replicas", "3", "--cluster", "lab", "--metrics", "", "--poll", "200ms"}})
+		return l.Start(ctx, ProcSpec{Host: HostMasterA, Role: "ship", Argv: append([]string{bin, "ship", "--data", l.MasterDataDir(HostMasterA),
+			"--nats", l.NATSURL(HostNATS1), "--replicas", "3", "--cluster", l.Name(), "--metrics", "", "--poll", "200ms"},
+			l.NATSFlags(natsconn.RoleNode)...)})
 	})
 	nc, err := l.ConnectNATS(HostClient, urls...)
 	if err != nil {
@@ -67,8 +70,8 @@ func TestShipToNATSClusterSurvivesLosingANode(t *testing.T) {
 			qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
 			var last uint64
 			var replicas int
-			if st, err := js.Stream(qctx, "MFSHA_lab"); err == nil {
-				if m, err := st.GetLastMsgForSubject(qctx, "mfsha.lab.log.1"); err == nil {
+			if st, err := js.Stream(qctx, "MFSHA_"+l.Name()); err == nil {
+				if m, err := st.GetLastMsgForSubject(qctx, "mfsha."+l.Name()+".log.1"); err == nil {
 					fmt.Sscan(m.Header.Get("Mfsha-Last-Version"), &last)
 				}
 				replicas = st.CachedInfo().Config.Replicas

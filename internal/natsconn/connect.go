@@ -3,30 +3,41 @@
 package natsconn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // Options says how to reach NATS.
 type Options struct {
 	URLs    []string // empty: use the embedded server
-	Creds   string   // credentials file (JWT + nkey), optional
+	Creds   string   // credentials file (JWT + nkey, decentralized auth), optional
+	NKey    string   // nkey seed file (mfsha's own servers: a role's .nk made by mfsha init), optional
 	TLSCA   string   // CA file to verify the servers, optional
 	TLSCert string   // client certificate, optional (with TLSKey)
 	TLSKey  string
 	Name    string // connection name shown by the servers
+
+	// InProcess, when set, connects to this server in-process (the embedded server of the
+	// same process): no socket, no TLS, but the same authentication and permissions.
+	InProcess nats.InProcessConnProvider
 }
 
 // Validate checks the relations between the fields.
 func (o Options) Validate() error {
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return errors.New("NATS_TLS_CERT and NATS_TLS_KEY: give both or neither")
+	}
+	if o.Creds != "" && o.NKey != "" {
+		return errors.New("NATS_CREDS and NATS_NKEY: give one (a JWT credentials file or an nkey seed), not both")
 	}
 	for _, u := range o.URLs {
 		if !strings.Contains(u, "://") {
@@ -42,7 +53,7 @@ func Connect(ctx context.Context, o Options, log *slog.Logger) (*nats.Conn, erro
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	if len(o.URLs) == 0 {
+	if len(o.URLs) == 0 && o.InProcess == nil {
 		return nil, errors.New("no NATS URL")
 	}
 	opts := []nats.Option{
@@ -62,9 +73,22 @@ func Connect(ctx context.Context, o Options, log *slog.Logger) (*nats.Conn, erro
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
+		// Asynchronous errors, permission violations among them (a role asked for what it may
+		// not do): logged, the operation that caused one fails on its own.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("NATS error", "err", err) }),
 	}
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
+	}
+	if o.NKey != "" {
+		nk, err := nkeyOptions(o.NKey)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nk...)
+	}
+	if o.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(o.InProcess))
 	}
 	if o.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(o.TLSCA))
@@ -76,6 +100,10 @@ func Connect(ctx context.Context, o Options, log *slog.Logger) (*nats.Conn, erro
 	var err error
 	for {
 		nc, err = nats.Connect(strings.Join(o.URLs, ","), opts...)
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+			// Retrying cannot fix a credential the servers refuse.
+			return nil, fmt.Errorf("connect to NATS %v: %w (check NATS_NKEY / NATS_CREDS)", o.URLs, err)
+		}
 		if err == nil {
 			return nc, nil
 		}
@@ -86,4 +114,24 @@ func Connect(ctx context.Context, o Options, log *slog.Logger) (*nats.Conn, erro
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// nkeyOptions authenticate with the nkey seed in file and use the user's own reply inbox (see
+// InboxPrefix), the only one its permissions let it subscribe to. The seed stays in memory;
+// it is never logged.
+func nkeyOptions(file string) ([]nats.Option, error) {
+	seed, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("NATS_NKEY: %w", err)
+	}
+	kp, err := nkeys.FromSeed(bytes.TrimSpace(seed))
+	if err != nil {
+		return nil, fmt.Errorf("NATS_NKEY %s: not an nkey seed: %w", file, err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil || !nkeys.IsValidPublicUserKey(pub) {
+		return nil, fmt.Errorf("NATS_NKEY %s: not a user seed (SU...)", file)
+	}
+	sign := func(nonce []byte) ([]byte, error) { return kp.Sign(nonce) }
+	return []nats.Option{nats.Nkey(pub, sign), nats.CustomInboxPrefix(InboxPrefix(pub))}, nil
 }

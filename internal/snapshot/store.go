@@ -171,6 +171,26 @@ func OpenWith(ctx context.Context, js jetstream.JetStream, cluster string, o Opt
 	if err != nil {
 		return nil, fmt.Errorf("snapshot bucket %s: %w", bucket, err)
 	}
+	return bind(ctx, js, obs, bucket, o)
+}
+
+// OpenReadOnly binds to the cluster's existing bucket, with DefaultOptions, and never creates
+// it: the users of restore, status and a plain standby may not (their NATS role reads only),
+// and a bucket is the shipper's to create with the cluster's replicas. It returns an error
+// wrapping jetstream.ErrBucketNotFound when no shipper has created it yet.
+func OpenReadOnly(ctx context.Context, js jetstream.JetStream, cluster string) (*Store, error) {
+	if err := stream.ValidCluster(cluster); err != nil {
+		return nil, err
+	}
+	bucket := stream.SnapshotBucket(cluster)
+	obs, err := js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot bucket %s: %w", bucket, err)
+	}
+	return bind(ctx, js, obs, bucket, DefaultOptions())
+}
+
+func bind(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, bucket string, o Options) (*Store, error) {
 	st, err := js.Stream(ctx, streamName(bucket))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot bucket %s: %w", bucket, err)

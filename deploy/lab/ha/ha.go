@@ -16,6 +16,7 @@ import (
 
 	"github.com/mfsha/mfsha/deploy/lab"
 	"github.com/mfsha/mfsha/failover"
+	"github.com/mfsha/mfsha/internal/natsconn"
 )
 
 // RoleNode is the role of an mfsha failover node (`mfsha ship` or `mfsha standby` with --vip).
@@ -61,6 +62,7 @@ func StartNode(ctx context.Context, l *lab.Lab, spec NodeSpec) error {
 		"--vip", vip.String(), "--interface", lab.HostInterface, "--name", spec.Host, "--node-addr", haddr.String(),
 		"--mfsmaster-config", cfg, "--mfsmaster", l.MooseFS().Path("mfsmaster"), "--archive", filepath.Join(dir, "archive"),
 		"--metrics", NodeMetricsAddr(l, spec.Host), "--metalogger", l.MetaloggerDataDir(spec.Host)}
+	argv = append(argv, l.NATSFlags(natsconn.RoleNode)...)
 	if spec.Start == "ship" {
 		argv = append(argv, "--data", l.MasterDataDir(spec.Host), "--state", filepath.Join(dir, "mfsha"),
 			"--standby-data", filepath.Join(dir, "standby"))
