@@ -49,7 +49,38 @@ func TestPartialLineWaitsForNewline(t *testing.T) {
 	checkStream(t, n, map[uint64]string{1: lines(1, 11)})
 }
 
+// TestRotationWhileReading: the hourly rename of the live file while it is being read. First
+// made deterministic on the reader alone: from inside its callback for line 10, while lines
+// 11..1000 wait in its buffer, the master appends 1001..1500, renames the file away and starts
+// a new live file; 1001..1500 can then only be read from the renamed file, after the rename.
+// Then the same through a running shipper.
 func TestRotationWhileReading(t *testing.T) {
+	mid := masterDir(t)
+	writeFile(t, logPath(mid, 0), lines(1, 1000))
+	rd := newReader(mid, KindMaster, Position{})
+	defer rd.Close()
+	var got strings.Builder
+	rotated := false
+	emit := func(l Line) error {
+		got.Write(l.Raw)
+		got.WriteByte('\n')
+		if l.Version == 10 && !rotated {
+			rotated = true
+			appendFile(t, logPath(mid, 0), lines(1001, 1500))
+			if err := os.Rename(logPath(mid, 0), logPath(mid, 1)); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, logPath(mid, 0), lines(1501, 1600))
+		}
+		return nil
+	}
+	if err := rd.Read(emit); err != nil {
+		t.Fatal(err)
+	}
+	if !rotated || got.String() != lines(1, 1600) {
+		t.Fatalf("rotated %v; read %s, want lines 1..1600 once each, in order", rotated, summary(got.String()))
+	}
+
 	n := startNATS(t)
 	dir := masterDir(t)
 	writeFile(t, logPath(dir, 0), lines(1, 20000))
