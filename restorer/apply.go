@@ -153,7 +153,9 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 	}
 	// mfsmaster skips a changelog it cannot use and still exits 0: trust only the header.
 	if h.Version != res.Version {
-		return Outcome{}, fmt.Errorf("restored metadata has version %d, want %d: mfsmaster did not apply every line (see %s)", h.Version, res.Version, filepath.Join(work, "mfsmaster.log"))
+		// The work directory goes with this return: quote mfsmaster's own words.
+		log, _ := os.ReadFile(filepath.Join(work, "mfsmaster.log"))
+		return Outcome{}, fmt.Errorf("restored metadata has version %d, want %d: mfsmaster did not apply every line; it said:\n%s", h.Version, res.Version, tailOf(log))
 	}
 	if err := install(base, out, u); err != nil {
 		return Outcome{}, err
