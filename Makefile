@@ -26,7 +26,7 @@ MFS4_TAR_SHA := a7c480293a33244df023528503972c6d5ae1065599369e73eb018e275920c143
 MFS4_URL     := https://github.com/moosefs/moosefs/archive/refs/tags/v$(MFS4_VERSION).tar.gz
 
 # The packages whose tests run the real MooseFS: run a second time against 4.59.2.
-REAL_MOOSEFS_PKGS := ./shipper ./restorer ./failover ./deploy/lab/... ./internal/mfstest ./internal/snapshot ./internal/mlproto
+REAL_MOOSEFS_PKGS := ./shipper ./restorer ./failover ./deploy/lab/... ./internal/mfstest ./internal/snapshot ./internal/mlproto ./internal/chunklock
 
 .PHONY: all build deps test fuzz vet demo demo-clean bench clean
 

@@ -1,0 +1,91 @@
+package chunklock
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mfsha/mfsha/internal/changelog"
+	"github.com/mfsha/mfsha/internal/durable"
+)
+
+// ScanFile adds every line of the changelog file at path to t, in order. The file must end
+// with a whole line: a partial last line is an error (a master would skip the whole file).
+func (t *Tracker) ScanFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("chunk locks: %w", err)
+	}
+	defer f.Close()
+	s := changelog.NewScanner(f, filepath.Base(path))
+	for s.Scan() {
+		if err := t.AddLine(s.Line()); err != nil {
+			return fmt.Errorf("chunk locks: %s line %d: %w", path, s.LineNumber(), err)
+		}
+	}
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("chunk locks: %w", err)
+	}
+	return nil
+}
+
+// ReleaseFile releases the locks still held at now by the changelog file at path (the lines a
+// promoted master is about to load): it appends an UNLOCK line per lock after the file's last
+// line, writing a new file and renaming it over path (fsync of the file and of its directory).
+// t must already hold the lines before the file's first one that may have locked a chunk (the
+// LockTimeout before it), or be empty if the file starts early enough. It returns the locks
+// released; none leaves the file untouched.
+func (t *Tracker) ReleaseFile(path string, now time.Time) ([]Lock, error) {
+	if err := t.ScanFile(path); err != nil {
+		return nil, err
+	}
+	locks := t.Held(now)
+	if len(locks) == 0 {
+		return nil, nil
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("chunk locks: %w", err)
+	}
+	b := AppendUnlocks(old, locks, t.last+1, now)
+	if err := writeAtomic(path, b); err != nil {
+		return nil, fmt.Errorf("chunk locks: release %d in %s: %w", len(locks), path, err)
+	}
+	t.last += uint64(len(locks))
+	for _, l := range locks {
+		delete(t.held, l.Chunk)
+	}
+	return locks, nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(st.Mode().Perm()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return durable.SyncDir(filepath.Dir(path))
+}
