@@ -105,11 +105,18 @@ func TestRestoredEqualsMastersOwn(t *testing.T) {
 		}
 		f.Close()
 	}
-	os.Rename(filepath.Join(mnt, "d1"), filepath.Join(mnt, "moved"))
-	os.Link(filepath.Join(mnt, "d2", "f,2 é.txt"), filepath.Join(mnt, "hard"))
-	os.Symlink("moved", filepath.Join(mnt, "sym"))
-	os.Chmod(filepath.Join(mnt, "hard"), 0o600)
-	os.RemoveAll(filepath.Join(mnt, "d3"))
+	// Each step must happen: a failed one would leave the comparison below with less to prove.
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s through mfsmount: %v", what, err)
+		}
+	}
+	must("rename", os.Rename(filepath.Join(mnt, "d1"), filepath.Join(mnt, "moved")))
+	must("link", os.Link(filepath.Join(mnt, "d2", "f,2 é.txt"), filepath.Join(mnt, "hard")))
+	must("symlink", os.Symlink("moved", filepath.Join(mnt, "sym")))
+	must("chmod", os.Chmod(filepath.Join(mnt, "hard"), 0o600))
+	must("rm -r", os.RemoveAll(filepath.Join(mnt, "d3")))
 	if err := l.StopMaster(ctx, lab.HostMasterA); err != nil {
 		t.Fatal(err)
 	}
