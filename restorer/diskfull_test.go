@@ -162,3 +162,46 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestStandbyCutsAGluedLineAtStart: a pending.mfs damaged as the full disk used to leave it,
+// a line cut and glued to a later one, is cut before that line when the standby starts (every
+// line is checked whole), and the standby catches up from the stream by itself.
+func TestStandbyCutsAGluedLineAtStart(t *testing.T) {
+	js, store, master := shipped(t) // lines 1..3001 and a snapshot of version 1002
+	sdir := t.TempDir()
+	cfg := DefaultStandbyConfig()
+	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 1000, time.Second, 50*time.Millisecond
+	sb, err := NewStandby(cfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sb.Run(ctx) }()
+	waitFor(t, "the first materialization", func() bool { return sb.Materialized().Version == 3002 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	pending := filepath.Join(sdir, "pending.mfs")
+	cut := history(3011, 3011)
+	damaged := history(3002, 3010) + cut[:len(cut)/2] + history(3500, 3501)
+	if err := os.WriteFile(pending, []byte(damaged), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, filepath.Join(master, "changelog.0.mfs"), history(3002, 4000))
+
+	sb, err = NewStandby(cfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	go func() { done <- sb.Run(ctx) }()
+	waitFor(t, "the standby to catch up past the glued line", func() bool { return sb.Materialized().Version == 4001 })
+	names := files(t, filepath.Join(sdir, "metadata.mfs"))
+	if len(names) != 3999 || !names["f3011"] || !names["f3500"] || !names["f4000"] {
+		t.Fatalf("materialized metadata has %d names; want f2..f4000", len(names))
+	}
+	checkPending(t, pending)
+}
