@@ -264,6 +264,26 @@ func TestShipRestoreAndExitStatuses(t *testing.T) {
 	if code := d.wait(t); code != exitFenced {
 		t.Fatalf("another writer: exit %d, want %d; log:\n%s", code, exitFenced, d.stderr)
 	}
+
+	// A last batch whose headers wrap around (First=0, Last=2^64-1, Lines=0): status names it
+	// and shows the range before it, and that range stays restorable.
+	hdr := stream.BatchInfo{Timeline: 1, FirstVersion: 1, LastVersion: 1, Lines: 1}.Header()
+	hdr.Set(stream.HdrFirstVersion, "0")
+	hdr.Set(stream.HdrLastVersion, "18446744073709551615")
+	hdr.Set(stream.HdrLines, "0")
+	ack, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: stream.Subject(cluster, 1), Header: hdr, Data: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = run(t, append([]string{"status"}, common[:4]...)...)
+	if code != 0 || strings.Contains(stdout, "18446744073709551615") || !regexpLine(stdout, `^1\s+-\s+1\s+\S+\s+105\s`) ||
+		!strings.Contains(stdout, fmt.Sprintf("stream message %d is unusable", ack.Sequence)) {
+		t.Fatalf("status with a bad last batch: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, append([]string{"restore", "--force", "--version", "100", "--out", out, "--mfsmaster", mfstest.Mfsmaster(t).Path}, common[:4]...)...)
+	if code != 0 || !strings.Contains(stdout, "version 101 (100 lines applied") {
+		t.Fatalf("restore before the bad batch: exit %d\n%s\n%s", code, stdout, stderr)
+	}
 }
 
 // publishForeign appends lines from..to to timeline 1 as another writer would.
