@@ -162,6 +162,7 @@ func connect(ctx context.Context, n natsSettings, emb *embeddedSettings, stateDi
 		} else {
 			eo := emb.opts
 			eo.StoreDir = filepath.Join(stateDir, "nats")
+			eo.Log = log
 			srv, err := natsconn.StartEmbedded(eo)
 			if errors.Is(err, natsconn.ErrInsecure) {
 				return nil, usageError{err}

@@ -50,6 +50,7 @@ func (c *natsCommand) Run(ctx context.Context, args []string) error {
 	}
 	o := c.embedded.opts
 	o.StoreDir = filepath.Join(c.state, "nats")
+	o.Log = log
 	srv, err := natsconn.StartEmbedded(o)
 	if errors.Is(err, natsconn.ErrInsecure) {
 		return usageError{err}

@@ -130,10 +130,7 @@ func (l *Lab) ConnectNATS(from string, urls ...string) (*nats.Conn, error) {
 // (but trusting the lab's CA), as a host outside the cluster would.
 func (l *Lab) ConnectNATSAs(from string, role natsconn.Role, urls ...string) (*nats.Conn, error) {
 	sec := l.secretsDir()
-	opts := []nats.Option{nats.SetCustomDialer(natsDialer{l.Dialer(from)}),
-		nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond), nats.Timeout(2 * time.Second),
-		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3), // a dead host sends no RST
-		nats.RootCAs(filepath.Join(sec, secrets.CACert))}
+	opts := []nats.Option{nats.RootCAs(filepath.Join(sec, secrets.CACert))}
 	if role != "" {
 		nk, err := nats.NkeyOptionFromSeed(filepath.Join(sec, secrets.SeedFile(role)))
 		if err != nil {
@@ -148,7 +145,17 @@ func (l *Lab) ConnectNATSAs(from string, role natsconn.Role, urls ...string) (*n
 			opts = append(opts, nats.CustomInboxPrefix(natsconn.InboxPrefix(pub)))
 		}
 	}
-	return nats.Connect(strings.Join(urls, ","), opts...)
+	return l.ConnectNATSWith(from, urls, opts...)
+}
+
+// ConnectNATSWith connects from host from to urls with the given options (credentials, TLS)
+// and the lab's: sockets in from's namespace, quick reconnects and pings.
+func (l *Lab) ConnectNATSWith(from string, urls []string, opts ...nats.Option) (*nats.Conn, error) {
+	all := append([]nats.Option{nats.SetCustomDialer(natsDialer{l.Dialer(from)}),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond), nats.Timeout(2 * time.Second),
+		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3)}, // a dead host sends no RST
+		opts...)
+	return nats.Connect(strings.Join(urls, ","), all...)
 }
 
 type natsDialer struct{ dial DialFunc }

@@ -3,6 +3,7 @@ package natsconn
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -22,6 +23,7 @@ type EmbeddedOptions struct {
 	Routes     []string // nats-route://host:port of the other servers
 	MaxMemory  int64    // JetStream memory store limit, 0 for the server's default
 	Security   ServerSecurity
+	Log        *slog.Logger // the server's errors and warnings; nil: none
 }
 
 // ServerSecurity are the files that secure a server, all made by `mfsha init`.
@@ -125,6 +127,9 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	s, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	if o.Log != nil {
+		s.SetLogger(serverLog{o.Log}, false, false)
 	}
 	go s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
