@@ -140,19 +140,24 @@ func (c *cursor) num(max uint64, want string) uint64 {
 	}
 	start := c.i
 	var v uint64
+	over := false
 	for c.i < len(c.b) && c.b[c.i] >= '0' && c.b[c.i] <= '9' {
 		d := uint64(c.b[c.i] - '0')
-		if v > (max-d)/10 || v*10+d > max {
-			c.i = start
-			c.fail(want)
-			c.why = want + " expected, value too big"
-			return 0
+		// Up to 19 digits cannot overflow 64 bits; only then is the division needed.
+		if c.i-start >= 19 && v > (1<<64-1-d)/10 {
+			over = true
 		}
 		v = v*10 + d
 		c.i++
 	}
-	if c.i == start {
+	switch {
+	case c.i == start:
 		c.fail(want)
+	case over || v > max:
+		c.i = start
+		c.fail(want)
+		c.why = want + " expected, value too big"
+		return 0
 	}
 	return v
 }
