@@ -208,3 +208,54 @@ func TestParseHosts(t *testing.T) {
 		t.Error("a name given twice was accepted")
 	}
 }
+
+// TestServerConfMatchesEmbedded: the nats-server configuration grants each user exactly what
+// mfsha's own servers grant it, with TLS for clients and mutual TLS for routes.
+func TestServerConfMatchesEmbedded(t *testing.T) {
+	out := t.TempDir()
+	if _, err := Init(Options{Cluster: "prod", Out: out, Hosts: threeHosts}); err != nil {
+		t.Fatal(err)
+	}
+	users, err := natsconn.LoadUsers(filepath.Join(out, UsersFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*server.Permissions{}
+	for _, u := range natsconn.NkeyUsers(users) {
+		want[u.Nkey] = u.Permissions
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(out, HostServerConf("n1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(opts.Nkeys) != len(want) {
+		t.Fatalf("%d users in the conf, want %d", len(opts.Nkeys), len(want))
+	}
+	for _, u := range opts.Nkeys {
+		w, ok := want[u.Nkey]
+		if !ok {
+			t.Fatalf("user %s is not in nats-users.cfg", u.Nkey)
+		}
+		if (w == nil) != (u.Permissions == nil) {
+			t.Fatalf("user %s: permissions %+v, want %+v", u.Nkey, u.Permissions, w)
+		}
+		if w == nil {
+			continue
+		}
+		for _, pair := range [][2][]string{
+			{u.Permissions.Publish.Allow, w.Publish.Allow},
+			{u.Permissions.Publish.Deny, w.Publish.Deny},
+			{u.Permissions.Subscribe.Allow, w.Subscribe.Allow},
+		} {
+			if strings.Join(pair[0], " ") != strings.Join(pair[1], " ") {
+				t.Errorf("user %s: conf grants %v, embedded %v", u.Nkey, pair[0], pair[1])
+			}
+		}
+	}
+	if opts.TLSConfig == nil || opts.Cluster.TLSConfig == nil || opts.Cluster.TLSConfig.ClientCAs == nil {
+		t.Errorf("TLS: clients %v, routes %v: want both, routes verified against the CA", opts.TLSConfig != nil, opts.Cluster.TLSConfig != nil)
+	}
+	if len(opts.Routes) != 2 {
+		t.Errorf("routes %v, want the two other hosts", opts.Routes)
+	}
+}
