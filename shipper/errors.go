@@ -13,9 +13,10 @@ var (
 	// ErrNotSoleWriter: the stream moved on without this shipper (another shipper appended,
 	// or a newer master holds the lease). The shipper stops: it must not append.
 	ErrNotSoleWriter = errors.New("another writer appended to the stream")
-	// ErrUnshippable: a line in the changelog files cannot be shipped (longer than
-	// changelog.MaxLineBytes). Everything before it is shipped; nothing after it ever is, so
-	// the shipper stops, naming the file and line, as for a gap.
+	// ErrUnshippable: a line in the changelog files cannot be shipped: longer than
+	// changelog.MaxLineBytes, or not a line MooseFS writes (changelog.Check: a NUL byte, a
+	// cut or glued line, an unknown operation). Everything before it is shipped; nothing
+	// after it ever is, so the shipper stops, naming the file and line, as for a gap.
 	ErrUnshippable = errors.New("changelog line cannot be shipped")
 )
 
@@ -33,7 +34,7 @@ func (e *UnshippableError) Error() string {
 // Is makes errors.Is(err, ErrUnshippable) true.
 func (e *UnshippableError) Is(target error) bool { return target == ErrUnshippable }
 
-// Unwrap returns the cause (changelog.ErrLineTooLong).
+// Unwrap returns the cause (changelog.ErrLineTooLong, or Check's *changelog.SyntaxError).
 func (e *UnshippableError) Unwrap() error { return e.Err }
 
 // GapError names the version that is missing and what the files hold instead.

@@ -183,13 +183,14 @@ func (r *reader) consume(emit func(Line) error) error {
 		raw := r.buf[r.start : r.start+i]
 		// The full check, not just the version: a line that mfsmaster would not fold must
 		// not reach the stream, where every standby and restore would stop on it. The lines
-		// before it were emitted and are published before the shipper stops with this error.
+		// before it were emitted and are published before the shipper stops with this error;
+		// nothing after it can be shipped, as after a gap.
 		if err := changelog.Check(raw); err != nil {
-			return &changelog.LineError{File: r.path(), Line: r.lineNo + 1, Err: err}
+			return &UnshippableError{File: r.path(), Line: r.lineNo + 1, Err: err}
 		}
 		v, ts, err := changelog.ParseVersion(raw)
 		if err != nil {
-			return &changelog.LineError{File: r.path(), Line: r.lineNo + 1, Err: err}
+			return &UnshippableError{File: r.path(), Line: r.lineNo + 1, Err: err}
 		}
 		l := Line{Timeline: r.pos.Timeline, Version: v, Time: ts, Raw: raw}
 		switch {

@@ -243,8 +243,8 @@ func TestBadLineStopsShipperAfterWhatPrecedes(t *testing.T) {
 			writeFile(t, logPath(dir, 0), lines(1, 40)+tc.bad+lines(42, 50))
 			r := startShipper(t, n, dir, KindMaster)
 			err := r.waitErr(t)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, changelog.ErrSyntax) {
-				t.Fatalf("got %v, want a syntax error containing %q", err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, changelog.ErrSyntax) || !errors.Is(err, ErrUnshippable) {
+				t.Fatalf("got %v, want an unshippable syntax error containing %q", err, tc.want)
 			}
 			checkStream(t, n, map[uint64]string{1: lines(1, 40)})
 		})
@@ -257,7 +257,7 @@ func TestBadLineStopsShipperAfterWhatPrecedes(t *testing.T) {
 		waitShipped(t, r, 1, 40)
 		appendFile(t, logPath(dir, 0), lines(41, 45)+"46: 1700000000|SETPATH(5,a\x00)\n"+lines(47, 50))
 		err := r.waitErr(t)
-		if err == nil || !strings.Contains(err.Error(), "changelog.0.mfs line 46: NUL byte") {
+		if !errors.Is(err, ErrUnshippable) || !strings.Contains(err.Error(), "changelog.0.mfs line 46: NUL byte") {
 			t.Fatalf("got %v, want an error naming changelog.0.mfs line 46", err)
 		}
 		checkStream(t, n, map[uint64]string{1: lines(1, 45)})
