@@ -63,11 +63,16 @@ type realCluster struct {
 	stopShipper func()
 }
 
-func newRealCluster(ctx context.Context, t *testing.T, name string) realCluster {
+// newRealCluster starts a lab of hosts (default: ma and cl) with StartCluster, an embedded
+// JetStream server and a shipper of the master's files.
+func newRealCluster(ctx context.Context, t *testing.T, name string, hosts ...lab.HostSpec) realCluster {
 	t.Helper()
 	mfs := mfstest.RequireMooseFS(t)
+	if hosts == nil {
+		hosts = []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostClient}}
+	}
 	l, err := lab.New(lab.Config{Name: fmt.Sprintf("%s%d", name, os.Getpid()%100000), Dir: t.TempDir(),
-		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostClient}}, MooseFS: mfs})
+		Hosts: hosts, MooseFS: mfs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -203,8 +203,9 @@ func (l *Lab) writeMasterConfig(host string) (string, error) {
 		[2]string{"TOPOLOGY_FILENAME", filepath.Join(etc, "mfstopology.cfg")},
 	)
 	err := l.writeConfigs(host, map[string][]byte{
-		"mfsmaster.cfg":   configFile(kv),
-		"mfsexports.cfg":  []byte("* / rw,alldirs,admin,maproot=0:0\n"),
+		"mfsmaster.cfg": configFile(kv),
+		// "." is the meta file system (mfsmount -m: trash, undelete).
+		"mfsexports.cfg":  []byte("* / rw,alldirs,admin,maproot=0:0\n* . rw\n"),
 		"mfstopology.cfg": []byte("# empty: every host in one rack\n"),
 	})
 	return filepath.Join(etc, "mfsmaster.cfg"), err
