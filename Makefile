@@ -1,7 +1,7 @@
 # mfsha: `make demo` and `make test` set up everything on a fresh Debian machine (as root).
 GO      ?= go
 BIN     := bin/mfsha
-DEB     := moosefs-master moosefs-metalogger moosefs-chunkserver moosefs-client moosefs-cli fuse3 iproute2 psmisc keepalived util-linux
+DEB     := moosefs-master moosefs-metalogger moosefs-chunkserver moosefs-client moosefs-cli fuse3 iproute2 psmisc keepalived util-linux prometheus
 FUZZTIME ?= 20s
 # The version: from a tag vX.Y.Z when there is one (git describe), else 0.1.0 plus the commit's
 # time and hash (sorts in commit order, as Debian versions must).
@@ -28,7 +28,7 @@ MFS4_URL     := https://github.com/moosefs/moosefs/archive/refs/tags/v$(MFS4_VER
 # The packages whose tests run the real MooseFS: run a second time against 4.59.2.
 REAL_MOOSEFS_PKGS := ./shipper ./restorer ./failover ./deploy/lab/... ./internal/mfstest ./internal/snapshot ./internal/mlproto ./internal/chunklock
 
-.PHONY: all build deps test fuzz vet demo demo-clean bench clean
+.PHONY: all build deps test rules fuzz vet demo demo-clean bench clean
 
 all: build
 
@@ -44,7 +44,7 @@ deps:
 		[ "$$(id -u)" = 0 ] || { echo "need root to apt-get install$$missing" >&2; exit 1; }; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
 	fi
-	@for b in mfsmaster mfsmetalogger mfschunkserver mfsmount mfsmetadump keepalived nsenter; do \
+	@for b in mfsmaster mfsmetalogger mfschunkserver mfsmount mfsmetadump keepalived nsenter promtool; do \
 		command -v $$b >/dev/null || [ -x /usr/sbin/$$b ] || { echo "missing $$b after install" >&2; exit 1; }; done
 	deploy/build-moosefs.sh $(MFS4_VERSION) $(MFS4_PREFIX) $(MFS4_TARBALL) $(MFS4_TGZ_SHA) $(MFS4_TAR_SHA) $(MFS4_URL)
 	$(GO) mod download
@@ -55,10 +55,15 @@ vet:
 
 # Every test, the real-MooseFS ones included (they need root), against Debian's 3.0.117; then
 # the real-MooseFS packages again against 4.59.2 (MFSHA_MOOSEFS); then a short fuzz run.
-test: deps vet
+test: deps vet rules
 	$(GO) test -race -count=1 -timeout 20m ./...
 	MFSHA_MOOSEFS=$(MFS4_VERSION) $(GO) test -race -count=1 -timeout 20m $(REAL_MOOSEFS_PKGS)
 	$(MAKE) fuzz
+
+# The alerting rules: syntax, and their unit tests (alerts fire on the series they are for).
+rules:
+	promtool check rules deploy/monitoring/mfsha-rules.yml
+	promtool test rules deploy/monitoring/mfsha-rules.test.yml
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./internal/changelog

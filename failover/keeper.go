@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,7 +20,9 @@ type keeper struct {
 	mu     sync.Mutex // serializes writes of the record
 	rec    LeaseRecord
 	rev    uint64
-	lastOK time.Time // when the last successful write was sent
+	lastOK time.Time    // when the last successful write was sent
+	okAt   atomic.Int64 // lastOK in unix nanoseconds, readable without mu (for Serving)
+	taken  uint64       // the epoch the lease was taken with; never changes, readable without mu
 
 	lost     chan struct{} // closed when the node must fence itself
 	lostOnce sync.Once
@@ -32,6 +35,8 @@ type keeper struct {
 // ends or the lease is lost. sent is when the taking request was sent.
 func hold(ctx context.Context, l *Lease, cfg Config, log *slog.Logger, rec LeaseRecord, rev uint64, sent time.Time) *keeper {
 	k := &keeper{lease: l, cfg: cfg, log: log, rec: rec, rev: rev, lastOK: sent, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	k.okAt.Store(sent.UnixNano())
+	k.taken = rev
 	// Not ctx's end, only release or a loss ends the renewals: a node that stops hands over
 	// (stops its master cleanly, ships) while still holding the lease.
 	go k.run(context.WithoutCancel(ctx))
@@ -112,6 +117,7 @@ func (k *keeper) write(ctx context.Context, change func(*LeaseRecord)) error {
 		return err
 	}
 	k.rec, k.rev, k.lastOK = rec, rev, sent
+	k.okAt.Store(sent.UnixNano())
 	return nil
 }
 

@@ -2,7 +2,9 @@ package failover_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,6 +240,73 @@ func (c *cluster) waitMaster(ctx context.Context, node string) uint64 {
 	return e
 }
 
+// endpoint polls GET path on host's node until it answers want (the HTTP endpoints follow
+// the node's state within a health check or a lease poll), and returns the body.
+func (c *cluster) endpoint(ctx context.Context, host, path string, want int) []byte {
+	c.t.Helper()
+	var code int
+	var body []byte
+	var err error
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if code, body, err = ha.Endpoint(ctx, c.l, host, path); err == nil && code == want {
+			return body
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("GET %s on %s: %d %s, %v; want %d", path, host, code, body, err, want)
+	return nil
+}
+
+// checkEndpoints checks the HTTP endpoints of both nodes with master serving and the other
+// standing by: /master 200 only on master, /standby 200 only on the other, /health 200 on
+// both, and /status naming master and epoch.
+func (c *cluster) checkEndpoints(ctx context.Context, master, standby string, epoch uint64) {
+	c.t.Helper()
+	c.endpoint(ctx, master, "/master", http.StatusOK)
+	c.endpoint(ctx, standby, "/master", http.StatusServiceUnavailable)
+	c.endpoint(ctx, standby, "/standby", http.StatusOK)
+	c.endpoint(ctx, master, "/standby", http.StatusServiceUnavailable)
+	// A lag limit of 0 lines holds only while the stream is idle: the standby folds within
+	// FOLD_EVERY (30 s), so the answer may be either; it must parse and name the limit.
+	var lag struct {
+		MaxLag uint64 `json:"max_lag_lines"`
+	}
+	if _, body, err := ha.Endpoint(ctx, c.l, standby, "/standby?lag=0"); err != nil || json.Unmarshal(body, &lag) != nil || lag.MaxLag != 0 {
+		c.t.Fatalf("/standby?lag=0 on %s: %s, %v", standby, body, err)
+	}
+	for _, h := range []string{master, standby} {
+		var health struct {
+			OK    bool               `json:"ok"`
+			Mfsha string             `json:"mfsha"`
+			Loops map[string]float64 `json:"loops_age_seconds"`
+		}
+		body := c.endpoint(ctx, h, "/health", http.StatusOK)
+		if err := json.Unmarshal(body, &health); err != nil || !health.OK || health.Mfsha == "" || len(health.Loops) == 0 {
+			c.t.Fatalf("/health on %s: %s, %v; want ok, the version and the loops", h, body, err)
+		}
+	}
+	var st struct {
+		Failover struct {
+			Lease struct {
+				State, Holder string
+				Epoch         uint64
+			}
+			Nodes []struct{ Name, Role, Mfsha string }
+		}
+		Timelines []struct{ Writer string }
+	}
+	body := c.endpoint(ctx, standby, "/status", http.StatusOK)
+	if err := json.Unmarshal(body, &st); err != nil {
+		c.t.Fatalf("/status on %s: %v: %s", standby, err, body)
+	}
+	l := st.Failover.Lease
+	if l.State != failover.StateMaster || l.Holder != master || l.Epoch != epoch || len(st.Failover.Nodes) != 2 ||
+		len(st.Timelines) == 0 || st.Timelines[len(st.Timelines)-1].Writer == "" || st.Failover.Nodes[0].Mfsha == "" {
+		c.t.Fatalf("/status on %s: %s; want %s master at epoch %d, two nodes, the versions of the writers", standby, body, master, epoch)
+	}
+}
+
 // TestFailoverKillMasterAndSwitchBack: kill -9 of mfsmaster on ma: ma's node fences and
 // releases the lease at once, mb promotes, and a write issued right after the kill completes;
 // ma's node stands by, and a planned switchover gives the master back to ma with nothing lost.
@@ -246,6 +315,7 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	epoch1 := c.before(ctx, 5)
+	c.checkEndpoints(ctx, lab.HostMasterA, lab.HostMasterB, epoch1)
 
 	killed := time.Now()
 	c.must("kill -9 mfsmaster on ma", c.l.KillProcs(ctx, lab.HostMasterA, "mfsmaster"))
@@ -260,6 +330,7 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 		t.Fatalf("VIP owner %q, %v; want mb", owner, err)
 	}
 	c.streamEpoch(ctx, epoch2)
+	c.checkEndpoints(ctx, lab.HostMasterB, lab.HostMasterA, epoch2)
 
 	// ma's node stands by by itself; once caught up, hand the master back.
 	c.write(ctx, "on-mb")
@@ -279,11 +350,46 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 		c.l.NATSFlags(natsconn.RoleReader)...)...)
 	c.must("status", err)
 	t.Logf("mfsha status:\n%s", out)
-	for _, want := range []string{"held by ma", fmt.Sprintf("epoch %d", epoch3), "mb", "standby"} {
+	for _, want := range []string{"held by ma", fmt.Sprintf("epoch %d", epoch3), "mb", "standby", "mfsha " + mfshaVersion(t, c.bin)} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("status lacks %q", want)
 		}
 	}
+	out, err = c.l.Exec(ctx, lab.HostClient, c.bin, "status", "--json", "--cluster", c.name, "--nats", strings.Join(c.urls, ","))
+	c.must("status --json", err)
+	var st struct {
+		Failover struct{ Lease struct{ Holder string } }
+	}
+	if i := strings.IndexByte(string(out), '{'); i > 0 { // Exec's output holds stderr's log too
+		out = out[i:]
+	}
+	if err := json.Unmarshal(out, &st); err != nil || st.Failover.Lease.Holder != lab.HostMasterA {
+		t.Errorf("mfsha status --json: %v, holder %q; want ma:\n%s", err, st.Failover.Lease.Holder, out)
+	}
+	// Every log starts with the version that wrote it (after the lab's own "=== lab" line).
+	for _, h := range []string{lab.HostMasterA, lab.HostMasterB} {
+		b, err := os.ReadFile(ha.NodeLog(c.l, h))
+		var first string
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(line, "=== lab") {
+				first = line
+				break
+			}
+		}
+		if err != nil || !strings.Contains(first, `msg="mfsha `+mfshaVersion(t, c.bin)+`"`) {
+			t.Errorf("%s node log starts with %q, %v; want the version", h, first, err)
+		}
+	}
+}
+
+// mfshaVersion is the version bin reports (mfsha version: "mfsha VERSION (...)").
+func mfshaVersion(t *testing.T, bin string) string {
+	out, err := exec.Command(bin, "version").Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) < 2 || f[0] != "mfsha" {
+		t.Fatalf("%s version: %q, %v", bin, out, err)
+	}
+	return f[1]
 }
 
 // TestFailoverPartitions: a standby cut off from the master but not from NATS does not promote

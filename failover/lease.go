@@ -54,6 +54,7 @@ type NodeStatus struct {
 	Materialized uint64    `json:"materialized,omitempty"` // standby: version of its metadata.mfs
 	Timeline     uint64    `json:"timeline,omitempty"`
 	MooseFS      string    `json:"moosefs,omitempty"` // the release of the node's mfsmaster (MFSMASTER_BIN)
+	Mfsha        string    `json:"mfsha,omitempty"`   // the node's mfsha version (buildinfo)
 	Updated      time.Time `json:"updated"`
 }
 

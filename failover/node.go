@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mfsha/mfsha/internal/liveness"
 	"github.com/mfsha/mfsha/internal/metafile"
 	"github.com/mfsha/mfsha/internal/stream"
 	"github.com/mfsha/mfsha/restorer"
@@ -68,6 +69,9 @@ type Deps struct {
 	Placement func(ctx context.Context) error
 	Log       *slog.Logger
 	Metrics   *Metrics
+	// Live, when set, receives a tick from the node's main loops (the master's health-check
+	// loop, the standby's lease watch), for /health.
+	Live *liveness.Monitor
 }
 
 // Node is the failover agent of one host. Create it with New; Run does the work.
@@ -77,6 +81,9 @@ type Node struct {
 	log  *slog.Logger
 	m    *Metrics
 	role atomic.Value // Role
+
+	cur       atomic.Pointer[term] // the term being served, nil outside serve
+	checkedAt atomic.Int64         // unix nanoseconds of the current term's last good health check
 }
 
 // New checks cfg and returns a node.

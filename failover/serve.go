@@ -124,7 +124,12 @@ func (n *Node) serve(ctx context.Context, t *term) {
 	var sidecar sync.WaitGroup
 	sidecar.Go(func() { n.sidecar(sctx, t, &version, switchTo) })
 	defer func() { stopSidecar(); sidecar.Wait() }()
+	n.checkedAt.Store(0)
+	n.cur.Store(t)
+	defer n.cur.Store(nil)
+	defer n.d.Live.Done(loopMaster)
 	for {
+		n.d.Live.Tick(loopMaster)
 		select {
 		case <-ctx.Done():
 			n.handOver(t, "", "the node was stopped")
@@ -160,6 +165,7 @@ func (n *Node) serve(ctx context.Context, t *term) {
 				return
 			}
 			if err == nil {
+				n.checkedAt.Store(time.Now().UnixNano())
 				version.Store(v)
 				n.m.MasterVersion.Set(float64(v))
 			}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mfsha/mfsha/internal/buildinfo"
 )
 
 // standby is the standby role: it keeps metadata materialized and watches the lease; when the
@@ -57,8 +59,10 @@ func (n *Node) standby(ctx context.Context) *term {
 func (n *Node) watch(ctx context.Context, sb Standby, started time.Time, poll time.Duration) (LeaseRecord, uint64, bool) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	defer n.d.Live.Done(loopStandby)
 	var lastStatus time.Time
 	for {
+		n.d.Live.Tick(loopStandby)
 		rec, rev, err := n.d.Lease.Read(ctx)
 		switch {
 		case err != nil:
@@ -230,6 +234,7 @@ func lost(k *keeper) bool {
 func (n *Node) publish(ctx context.Context, s NodeStatus) {
 	s.Name, s.Addr, s.Updated = n.cfg.Name, n.nodeAddr(), time.Now().UTC()
 	s.MooseFS = n.d.Master.Mfsmaster().Version.String()
+	s.Mfsha = buildinfo.Get().Version
 	pctx, cancel := context.WithTimeout(ctx, n.cfg.RenewTimeout)
 	defer cancel()
 	if err := n.d.Lease.PutNode(pctx, s); err != nil && ctx.Err() == nil {

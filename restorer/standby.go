@@ -18,6 +18,7 @@ import (
 
 	"github.com/mfsha/mfsha/internal/changelog"
 	"github.com/mfsha/mfsha/internal/durable"
+	"github.com/mfsha/mfsha/internal/liveness"
 	"github.com/mfsha/mfsha/internal/moosefs"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
@@ -38,6 +39,8 @@ type StandbyConfig struct {
 	// FoldUser runs mfsmaster for the folds when mfsha runs as root (see FoldUser); empty:
 	// DefaultFoldUser.
 	FoldUser string
+	// Live, when set, receives a tick from each of the two loops every round (for /health).
+	Live *liveness.Monitor
 }
 
 // DefaultStandbyConfig: at most about 50,000 lines wait (0.15 s of replay at 1M inodes), and
@@ -168,7 +171,9 @@ func (s *Standby) Run(ctx context.Context) error {
 func (s *Standby) loop(ctx context.Context, what string, round func(context.Context) error) {
 	poll := time.NewTicker(s.cfg.Poll)
 	defer poll.Stop()
+	defer s.cfg.Live.Done("standby " + what)
 	for {
+		s.cfg.Live.Tick("standby " + what)
 		err := round(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:

@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mfsha/mfsha/internal/liveness"
 	"github.com/mfsha/mfsha/internal/metafile"
 	"github.com/mfsha/mfsha/internal/stream"
 )
@@ -46,6 +47,9 @@ type Config struct {
 	// OnAck, when set, is called in order for every batch the stream acknowledged, from the
 	// shipping goroutine: it must not block.
 	OnAck func(stream.BatchInfo)
+	// Live, when set, receives a tick every turn of the shipping loop, at least every Poll
+	// (or RetryWait while NATS is unreachable), for /health.
+	Live *liveness.Monitor
 }
 
 // DefaultConfig holds the defaults.
@@ -74,6 +78,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// loopShip names the shipping loop in Config.Live.
+const loopShip = "ship"
 
 // Shipper publishes the changelog of one data directory. Create it with New; Run does the work.
 type Shipper struct {
@@ -162,7 +169,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 		go func() { defer close(stopped); s.uploadLoop(uctx, snapWake) }()
 		defer func() { cancel(); <-stopped }()
 	}
+	defer s.cfg.Live.Done(loopShip)
 	for {
+		s.cfg.Live.Tick(loopShip)
 		s.refreshMetaID()
 		err := s.session(ctx, wake)
 		if ctx.Err() != nil {
@@ -282,6 +291,7 @@ func (s *Shipper) session(ctx context.Context, wake <-chan struct{}) (err error)
 			}
 			return &fileError{err: err}
 		}
+		s.cfg.Live.Tick(loopShip)
 		s.m.BytesRead.Add(float64(rd.bytesRead - lastRead))
 		lastRead = rd.bytesRead
 		if err := flush(); err != nil {

@@ -6,19 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mfsha/mfsha/internal/buildinfo"
 	"github.com/mfsha/mfsha/internal/config"
@@ -94,11 +88,14 @@ func (l *logSettings) logger() (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(l.level)); err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", l.level)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-	// The first line of every log names the build, so that a log says which mfsha wrote it.
+	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})
+	// The first line of every log names the build, so that a log says which mfsha wrote it;
+	// written to the handler directly, it appears whatever LOG_LEVEL is.
 	bi := buildinfo.Get()
-	log.Info(buildinfo.Writer(), "commit", bi.Commit, "modified", bi.Modified, "go", bi.GoVersion)
-	return log, nil
+	rec := slog.NewRecord(time.Now(), slog.LevelInfo, buildinfo.Writer(), 0)
+	rec.AddAttrs(slog.String("commit", bi.Commit), slog.Bool("modified", bi.Modified), slog.String("go", bi.GoVersion))
+	_ = h.Handle(context.Background(), rec)
+	return slog.New(h), nil
 }
 
 // parse parses args into s and turns bad input into a usage error.
@@ -197,32 +194,4 @@ func connect(ctx context.Context, n natsSettings, emb *embeddedSettings, stateDi
 	}
 	c.js = js
 	return c, nil
-}
-
-// serveMetrics serves reg on addr under /metrics until ctx ends; "" disables it.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
-	if addr == "" {
-		return nil
-	}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("METRICS_LISTEN %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shut)
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "err", err)
-		}
-	}()
-	log.Info("metrics", "url", "http://"+strings.TrimPrefix(ln.Addr().String(), "[::]")+"/metrics")
-	return nil
 }

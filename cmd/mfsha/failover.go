@@ -79,7 +79,20 @@ type nodeParts struct {
 	standby  restorer.StandbyConfig
 	replicas int
 	reg      *prometheus.Registry
+	web      *daemonHTTP
 	log      *slog.Logger
+}
+
+// nodeMetrics are the metrics of a failover node: those of its shipper (while master), of its
+// standby (while standing by) and its own. A plain ship or standby registers a subset.
+type nodeMetrics struct {
+	ship    *shipper.Metrics
+	standby *restorer.StandbyMetrics
+	node    *failover.Metrics
+}
+
+func newNodeMetrics(reg prometheus.Registerer) nodeMetrics {
+	return nodeMetrics{ship: shipper.NewMetrics(reg), standby: restorer.NewStandbyMetrics(reg), node: failover.NewMetrics(reg)}
 }
 
 // runNode runs the failover node until ctx ends.
@@ -103,8 +116,8 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 		case <-time.After(time.Second):
 		}
 	}
-	shipMetrics := shipper.NewMetrics(p.reg)
-	sbMetrics := restorer.NewStandbyMetrics(p.reg)
+	m := newNodeMetrics(p.reg)
+	shipMetrics, sbMetrics := m.ship, m.standby
 	d := failover.Deps{
 		Lease:   lease,
 		Master:  master,
@@ -112,16 +125,22 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 		History: failover.StreamHistory{JS: p.conn.js, Cluster: f.cfg.Cluster},
 		NewShipper: func(epoch func() uint64) (failover.Shipper, error) {
 			cfg := p.ship
-			cfg.DataDir, cfg.Kind, cfg.Epoch = master.DataPath(), shipper.KindMaster, epoch
+			cfg.DataDir, cfg.Kind, cfg.Epoch, cfg.Live = master.DataPath(), shipper.KindMaster, epoch, p.web.live
 			return shipper.New(cfg, p.conn.js, p.log, shipMetrics)
 		},
 		NewStandby: func() (failover.Standby, error) {
 			cfg := p.standby
 			cfg.Mfsmaster = master.Mfsmaster() // the one MFSMASTER_BIN: folds and serving alike
-			return restorer.NewStandby(cfg, p.conn.js, p.store, p.log, sbMetrics)
+			cfg.Live = p.web.live
+			sb, err := restorer.NewStandby(cfg, p.conn.js, p.store, p.log, sbMetrics)
+			if err == nil {
+				p.web.standby.Store(sb)
+			}
+			return sb, err
 		},
+		Live:    p.web.live,
 		Log:     p.log,
-		Metrics: failover.NewMetrics(p.reg),
+		Metrics: m.node,
 	}
 	if f.cfg.LocalNATSServer != "" {
 		d.Placement = failover.KeepLeaderOff(p.conn.nc, p.conn.js, lease, f.cfg.LocalNATSServer, p.log)
@@ -130,6 +149,7 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 	if err != nil {
 		return usageError{err}
 	}
+	p.web.node.Store(n)
 	p.log.Info("failover node", "name", f.cfg.Name, "starts_as", start, "vip", vip.String(), "master_data", master.DataPath(),
 		"mfsmaster", master.Mfsmaster().Path, "moosefs", master.Mfsmaster().Version.String(),
 		"lease_ttl", f.cfg.LeaseTTL, "standby_data", p.standby.Dir)

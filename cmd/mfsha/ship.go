@@ -25,7 +25,7 @@ type shipCommand struct {
 	data     string
 	kind     string
 	state    string
-	metrics  string
+	http     httpSettings
 	cfg      shipper.Config
 	fo       failoverSettings
 	standby  restorer.StandbyConfig
@@ -59,7 +59,7 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	s.String(&c.data, "data", "DATA_PATH", "/var/lib/mfs", "MooseFS data `directory` of the master or metalogger")
 	s.String(&c.kind, "kind", "KIND", "auto", "data directory `kind`: master, metalogger or auto")
 	s.String(&c.state, "state", "STATE_PATH", "/var/lib/mfsha", "mfsha's state `directory` (embedded NATS store)")
-	s.String(&c.metrics, "metrics", "METRICS_LISTEN", ":9480", "Prometheus metrics `address`; empty disables")
+	c.http.bind(s, ":9480")
 	s.Int(&c.cfg.Replicas, "replicas", "REPLICAS", def.Replicas, "stream and bucket `replicas` (3 in a three-node NATS cluster)")
 	s.Int(&c.cfg.MaxBatchBytes, "batch-bytes", "BATCH_BYTES", def.MaxBatchBytes, "changelog `bytes` per message before compression")
 	s.Int(&c.cfg.Window, "window", "WINDOW", def.Window, "`batches` in flight before waiting for acknowledgements")
@@ -105,14 +105,17 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 
 	reg := prometheus.NewRegistry()
 	m := shipper.NewMetrics(reg)
-	if err := serveMetrics(ctx, c.metrics, reg, log); err != nil {
+	web := newDaemonHTTP(c.http, c.nats.cluster, false)
+	if err := web.serve(ctx, reg, log); err != nil {
 		return err
 	}
+	c.cfg.Live = web.live
 	conn, err := connect(ctx, c.nats, &c.embedded, c.state, "mfsha ship "+host, 0, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	web.conn.Store(conn)
 	if !c.noSnapshots {
 		store, err := openSnapshots(ctx, conn, c.nats.cluster, c.cfg.Replicas, log)
 		if err != nil {
@@ -165,7 +168,8 @@ func (c *shipCommand) runNode(ctx context.Context, log *slog.Logger) error {
 		return usageError{err}
 	}
 	reg := prometheus.NewRegistry()
-	if err := serveMetrics(ctx, c.metrics, reg, log); err != nil {
+	web := newDaemonHTTP(c.http, c.nats.cluster, true)
+	if err := web.serve(ctx, reg, log); err != nil {
 		return err
 	}
 	conn, err := connect(ctx, c.nats, &c.embedded, c.state, "mfsha ship "+c.fo.cfg.Name, 0, log)
@@ -173,6 +177,7 @@ func (c *shipCommand) runNode(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer conn.Close()
+	web.conn.Store(conn)
 	store, err := openSnapshots(ctx, conn, c.nats.cluster, c.cfg.Replicas, log)
 	if err != nil {
 		return err
@@ -182,7 +187,7 @@ func (c *shipCommand) runNode(ctx context.Context, log *slog.Logger) error {
 	} else {
 		c.cfg.Retention = 0
 	}
-	return runNode(ctx, failover.RoleMaster, &c.fo, master, nodeParts{conn: conn, store: store, ship: c.cfg, standby: c.standby, replicas: c.cfg.Replicas, reg: reg, log: log})
+	return runNode(ctx, failover.RoleMaster, &c.fo, master, nodeParts{conn: conn, store: store, ship: c.cfg, standby: c.standby, replicas: c.cfg.Replicas, reg: reg, web: web, log: log})
 }
 
 // openSnapshots opens the snapshot bucket, retrying while NATS is not ready for it (a cluster

@@ -22,13 +22,13 @@ import (
 
 // standbyCommand is `mfsha standby`.
 type standbyCommand struct {
-	nats    natsSettings
-	logs    logSettings
-	metrics string
-	cfg     restorer.StandbyConfig
-	fo      failoverSettings
-	state   string
-	ship    shipper.Config
+	nats  natsSettings
+	logs  logSettings
+	http  httpSettings
+	cfg   restorer.StandbyConfig
+	fo    failoverSettings
+	state string
+	ship  shipper.Config
 
 	noSnapshots bool
 }
@@ -59,7 +59,7 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "look at the stream this `often`")
 	s.String(&c.cfg.MetaloggerDir, "metalogger", "METALOGGER_PATH", "", "a local mfsmetalogger's DATA_PATH (`directory`): its lines beyond the stream's are merged in")
 	s.String(&c.cfg.FoldUser, "fold-user", "FOLD_USER", restorer.DefaultFoldUser(), "the unprivileged `user` mfsmaster folds as, when run as root")
-	s.String(&c.metrics, "metrics", "METRICS_LISTEN", ":9481", "Prometheus metrics `address`; empty disables")
+	c.http.bind(s, ":9481")
 	c.fo.bind(s, "/var/lib/mfsha")
 	shipDef := shipper.DefaultConfig()
 	c.ship = shipDef
@@ -83,15 +83,18 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	}
 	reg := prometheus.NewRegistry()
 	m := restorer.NewStandbyMetrics(reg)
-	if err := serveMetrics(ctx, c.metrics, reg, log); err != nil {
+	web := newDaemonHTTP(c.http, c.nats.cluster, false)
+	if err := web.serve(ctx, reg, log); err != nil {
 		return err
 	}
+	c.cfg.Live = web.live
 	host, _ := os.Hostname()
 	conn, err := connect(ctx, c.nats, nil, "", "mfsha standby "+host, 0, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	web.conn.Store(conn)
 	store, err := waitSnapshots(ctx, conn, c.nats.cluster, log)
 	if err != nil {
 		return err
@@ -100,6 +103,7 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
+	web.standby.Store(sb)
 	log.Info("standby", "data", c.cfg.Dir, "cluster", c.nats.cluster, "materialized", sb.Materialized(),
 		"mfsmaster", c.cfg.Mfsmaster.Path, "moosefs", c.cfg.Mfsmaster.Version.String())
 	return sb.Run(ctx)
@@ -120,7 +124,8 @@ func (c *standbyCommand) runNode(ctx context.Context, log *slog.Logger) error {
 		return usageError{err}
 	}
 	reg := prometheus.NewRegistry()
-	if err := serveMetrics(ctx, c.metrics, reg, log); err != nil {
+	web := newDaemonHTTP(c.http, c.nats.cluster, true)
+	if err := web.serve(ctx, reg, log); err != nil {
 		return err
 	}
 	conn, err := connect(ctx, c.nats, nil, "", "mfsha standby "+c.fo.cfg.Name, 0, log)
@@ -128,6 +133,7 @@ func (c *standbyCommand) runNode(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer conn.Close()
+	web.conn.Store(conn)
 	store, err := openSnapshots(ctx, conn, c.nats.cluster, c.ship.Replicas, log)
 	if err != nil {
 		return err
@@ -137,7 +143,7 @@ func (c *standbyCommand) runNode(ctx context.Context, log *slog.Logger) error {
 	} else {
 		c.ship.Retention = 0
 	}
-	return runNode(ctx, failover.RoleStandby, &c.fo, master, nodeParts{conn: conn, store: store, ship: c.ship, standby: c.cfg, replicas: c.ship.Replicas, reg: reg, log: log})
+	return runNode(ctx, failover.RoleStandby, &c.fo, master, nodeParts{conn: conn, store: store, ship: c.ship, standby: c.cfg, replicas: c.ship.Replicas, reg: reg, web: web, log: log})
 }
 
 // waitSnapshots opens the snapshot bucket read only, waiting for the shipper to create it: a

@@ -3,16 +3,13 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/mfsha/mfsha/failover"
 	"github.com/mfsha/mfsha/internal/config"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
@@ -22,18 +19,22 @@ import (
 type statusCommand struct {
 	nats natsSettings
 	logs logSettings
+	json bool
 }
 
-const statusUsage = `Usage: mfsha status [--nats URL] [--cluster NAME]
+const statusUsage = `Usage: mfsha status [--nats URL] [--cluster NAME] [--json]
 
-Prints the failover lease (holder, epoch, state) and each node's role and lag, when the
-cluster runs failover nodes; then what the cluster's stream holds: each timeline with its
-first and last version and time, and the snapshots. Without --nats it asks the local embedded server (nats://127.0.0.1:4222).`
+Prints the failover lease (holder, epoch, state) and each node's role, mfsha version and lag,
+when the cluster runs failover nodes; then what the cluster's stream holds: each timeline with
+its first and last version and time and the mfsha that wrote its newest batch, and the
+snapshots. --json prints the same as one JSON object (as the daemons' /status endpoint does).
+Without --nats it asks the local embedded server (nats://127.0.0.1:4222).`
 
 func (c *statusCommand) Run(ctx context.Context, args []string) error {
 	s := config.New("status", statusUsage)
 	c.nats.bind(s)
 	c.logs.bind(s)
+	s.FlagSet().BoolVar(&c.json, "json", false, "print the status as JSON")
 	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {
 		return err
@@ -45,83 +46,49 @@ func (c *statusCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	if err := printLease(ctx, os.Stdout, conn, c.nats.cluster); err != nil {
-		return err
-	}
-	h, err := readHistory(ctx, conn, c.nats.cluster)
+	r, err := collectStatus(ctx, conn, c.nats.cluster)
 	if err != nil {
 		return err
 	}
-	printTimelines(os.Stdout, c.nats.cluster, h.timelines)
-	printSnapshots(os.Stdout, c.nats.cluster, h.snaps)
+	if c.json {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	printStatus(os.Stdout, r)
 	return nil
 }
 
-// history is what a cluster's stream and bucket hold.
-type history struct {
-	timelines []stream.Timeline
-	store     *snapshot.Store
-	snaps     []snapshot.Snapshot
+// printStatus prints r as text.
+func printStatus(w io.Writer, r *statusReport) {
+	fmt.Fprintf(w, "%s status\n\n", "mfsha "+r.Mfsha)
+	printFailover(w, r)
+	printTimelines(w, r.Cluster, r.history.timelines)
+	printSnapshots(w, r.Cluster, r.history.snaps)
 }
 
-// readHistory reads the timelines of the stream and the list of snapshots.
-func readHistory(ctx context.Context, conn *connection, cluster string) (history, error) {
-	var h history
-	var err error
-	if h.timelines, err = stream.Timelines(ctx, conn.js, cluster); err != nil {
-		return h, err
+// printFailover prints the lease and the nodes, or that the cluster runs no failover.
+func printFailover(w io.Writer, r *statusReport) {
+	fo := r.Failover
+	if fo == nil {
+		fmt.Fprintf(w, "failover: not running (no lease bucket %s)\n\n", stream.LeaseBucket(r.Cluster))
+		return
 	}
-	// Read only: a reader may not create the bucket, and none means no snapshot yet.
-	h.store, err = snapshot.OpenReadOnly(ctx, conn.js, cluster)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return h, nil
-	}
-	if err != nil {
-		return h, err
-	}
-	h.snaps, err = h.store.List(ctx)
-	return h, err
-}
-
-// printLease prints the lease and the nodes, or that the cluster runs no failover.
-func printLease(ctx context.Context, w io.Writer, conn *connection, cluster string) error {
-	lease, err := failover.OpenLeaseReadOnly(ctx, conn.js, cluster)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		fmt.Fprintf(w, "failover: not running (no lease bucket %s)\n\n", stream.LeaseBucket(cluster))
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	rec, rev, err := lease.Read(ctx)
-	if err != nil {
-		return err
-	}
-	switch {
-	case rev == 0:
+	l := fo.Lease
+	switch l.State {
+	case "free":
 		fmt.Fprintf(w, "lease: FREE (no master holds it)\n")
-	case rec.State == failover.StateReleased:
+	case "released":
 		to := "any standby"
-		if rec.To != "" {
-			to = rec.To
+		if l.To != "" {
+			to = l.To
 		}
-		fmt.Fprintf(w, "lease: released by %s at %s (%s), for %s; final version %d\n", rec.Holder, rec.Since.Format(time.RFC3339), rec.Reason, to, rec.Final)
+		fmt.Fprintf(w, "lease: released by %s at %s (%s), for %s; final version %d\n", l.Holder, l.Since.Format(time.RFC3339), l.Reason, to, l.Final)
 	default:
-		fmt.Fprintf(w, "lease: held by %s (%s), epoch %d, %s since %s\n", rec.Holder, rec.Addr, rec.Epoch, rec.State, rec.Since.Format(time.RFC3339))
+		fmt.Fprintf(w, "lease: held by %s (%s), epoch %d, %s since %s\n", l.Holder, l.Addr, l.Epoch, l.State, l.Since.Format(time.RFC3339))
 	}
-	nodes, err := lease.Nodes(ctx)
-	if err != nil {
-		return err
-	}
-	var masterVersion uint64
-	for _, n := range nodes {
-		if n.Role == string(failover.RoleMaster) && n.Name == rec.Holder {
-			masterVersion = n.Version
-		}
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	releases := map[string][]string{} // MooseFS release -> nodes
-	for _, n := range nodes {
+	for _, n := range fo.Nodes {
 		releases[n.MooseFS] = append(releases[n.MooseFS], n.Name)
 	}
 	switch {
@@ -132,32 +99,41 @@ func printLease(ctx context.Context, w io.Writer, conn *connection, cluster stri
 	case len(releases) > 1:
 		fmt.Fprintf(w, "MooseFS: the nodes' mfsmaster releases differ: %v; a standby older than the master cannot fold its metadata\n", releases)
 	}
-	fmt.Fprintln(tw, "\nNODE\tADDRESS\tROLE\tMOOSEFS\tNEXT VERSION\tMATERIALIZED\tLAG (LINES)\tSEEN")
-	for _, n := range nodes {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nNODE\tADDRESS\tROLE\tMFSHA\tMOOSEFS\tNEXT VERSION\tMATERIALIZED\tLAG (LINES)\tSEEN")
+	for _, n := range fo.Nodes {
 		lag := "-"
-		if n.Role == string(failover.RoleStandby) && masterVersion > 0 {
-			lag = fmt.Sprint(int64(masterVersion) - int64(n.Version))
+		if n.LagLines != nil {
+			lag = fmt.Sprint(*n.LagLines)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s ago\n", n.Name, n.Addr, n.Role, cmp.Or(n.MooseFS, "-"), n.Version, n.Materialized, lag, time.Since(n.Updated).Round(100*time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.1fs ago\n", n.Name, n.Addr, n.Role, cmp.Or(n.Mfsha, "-"), cmp.Or(n.MooseFS, "-"),
+			n.NextVersion, n.Materialized, lag, n.SeenAgo)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	return nil
 }
 
 func printTimelines(w io.Writer, cluster string, tls []stream.Timeline) {
 	fmt.Fprintf(w, "cluster %s, stream %s\n\n", cluster, stream.StreamName(cluster))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIMELINE\tPARENT\tFIRST VERSION\tFIRST TIME\tLAST VERSION\tLAST TIME\tBATCHES\tMETAID")
+	fmt.Fprintln(tw, "TIMELINE\tPARENT\tFIRST VERSION\tFIRST TIME\tLAST VERSION\tLAST TIME\tBATCHES\tMETAID\tWRITER")
 	for _, t := range tls {
-		parent := "-"
+		parent, writer := "-", "-"
 		if t.Parent != 0 {
 			parent = fmt.Sprint(t.Parent)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%s\t%d\t%d\n", t.Timeline, parent, t.FirstVersion, fmtTime(t.FirstTime),
-			t.LastVersion, fmtTime(t.LastTime), t.Batches, t.MetaID)
+		if t.Writer != "" {
+			writer = t.Writer
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%s\n", t.Timeline, parent, t.FirstVersion, fmtTime(t.FirstTime),
+			t.LastVersion, fmtTime(t.LastTime), t.Batches, t.MetaID, writer)
 	}
 	tw.Flush()
+	for _, t := range tls {
+		if t.BadSeq != 0 {
+			fmt.Fprintf(w, "timeline %d: stream message %d is unusable, the range above ends before it: %s\n", t.Timeline, t.BadSeq, t.BadErr)
+		}
+	}
 	for _, t := range tls {
 		if t.BadSeq != 0 {
 			fmt.Fprintf(w, "timeline %d: stream message %d is unusable, the range above ends before it: %s\n", t.Timeline, t.BadSeq, t.BadErr)

@@ -31,6 +31,7 @@ type Timeline struct {
 	// before it stay restorable; nothing at or after it is trusted.
 	BadSeq uint64
 	BadErr string
+	Writer string // Mfsha-Writer of the newest batch: the mfsha that wrote it ("" before 0.1.0)
 }
 
 // Timelines lists the timelines retained in the cluster's stream, oldest first. It reads two
@@ -85,7 +86,7 @@ func Timelines(ctx context.Context, js jetstream.JetStream, cluster string) ([]T
 			meta = fi.MetaID
 		}
 		out = append(out, Timeline{Timeline: tl, Parent: fi.ParentTimeline, FirstVersion: fi.FirstVersion, LastVersion: li.LastVersion,
-			FirstTime: fi.FirstTime, LastTime: li.LastTime, Batches: n, FirstSeq: first.Sequence, LastSeq: last.Sequence, MetaID: meta, BadSeq: badSeq, BadErr: badErr})
+			FirstTime: fi.FirstTime, LastTime: li.LastTime, Batches: n, FirstSeq: first.Sequence, LastSeq: last.Sequence, MetaID: meta, BadSeq: badSeq, BadErr: badErr, Writer: li.Writer})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Timeline < out[j].Timeline })
 	return out, nil
