@@ -28,7 +28,7 @@ MFS4_URL     := https://github.com/moosefs/moosefs/archive/refs/tags/v$(MFS4_VER
 # The packages whose tests run the real MooseFS: run a second time against 4.59.2.
 REAL_MOOSEFS_PKGS := ./shipper ./restorer ./failover ./deploy/lab/... ./internal/mfstest ./internal/snapshot ./internal/mlproto ./internal/chunklock
 
-.PHONY: all build deps test rules fuzz vet demo demo-clean bench clean
+.PHONY: all build deps test rules deb deb-test fuzz vet demo demo-clean bench clean
 
 all: build
 
@@ -78,6 +78,18 @@ demo: deps build
 # Removes what an interrupted `make demo` (or `-keep`) left: processes, mounts, namespaces, links.
 demo-clean:
 	$(GO) run ./cmd/mfsha-demo -clean-only
+
+# The Debian package: bin/mfsha_VERSION_ARCH.deb (stripped, position-independent binary).
+deb:
+	$(GO) build -trimpath -buildmode=pie -ldflags "$(LDFLAGS) -s -w" -o bin/deb/mfsha ./cmd/mfsha
+	sh deploy/debian/build.sh $(VERSION) bin/deb/mfsha bin
+
+# Installs, upgrades and purges the package in a throwaway root (an overlay of / in a private
+# mount namespace: the host is untouched), checks it with lintian and systemd-analyze.
+# The upgrade starts from the same files packaged as version 0.0.1.
+deb-test: deb
+	sh deploy/debian/build.sh 0.0.1 bin/deb/mfsha bin/old
+	sh deploy/debian/test.sh bin/old/mfsha_0.0.1_$$(dpkg --print-architecture).deb bin/mfsha_$(VERSION)_$$(dpkg --print-architecture).deb
 
 clean:
 	rm -rf bin
