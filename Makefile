@@ -28,7 +28,7 @@ MFS4_URL     := https://github.com/moosefs/moosefs/archive/refs/tags/v$(MFS4_VER
 # The packages whose tests run the real MooseFS: run a second time against 4.59.2.
 REAL_MOOSEFS_PKGS := ./shipper ./restorer ./failover ./deploy/lab/... ./internal/mfstest ./internal/snapshot ./internal/mlproto ./internal/chunklock
 
-.PHONY: all build deps test rules deb deb-test fuzz vet demo demo-clean bench clean
+.PHONY: all build deps test rules deb deb-test bench-chart fuzz vet demo demo-clean bench clean
 
 all: build
 
@@ -70,6 +70,10 @@ fuzz:
 
 bench: deps build
 	$(GO) run ./cmd/mfsha-bench -out BENCHMARKS.md -mfsha $(BIN)
+
+# Redraws BENCHMARKS-failover.svg from the failover table of BENCHMARKS.md (make bench draws it too).
+bench-chart:
+	$(GO) run ./cmd/mfsha-bench -chart-only -out BENCHMARKS.md
 
 # The lab (network namespaces .lab/demo), mfsha ship, and a point-in-time restore; under a minute.
 demo: deps build

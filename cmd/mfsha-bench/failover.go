@@ -21,12 +21,14 @@ type stall struct {
 
 // failoverSection: the client's stall after kill -9 of mfsmaster, mfsha against the keepalived
 // baseline in the same lab layout and run, at each size of metadata.
-func failoverSection(ctx context.Context, w *strings.Builder, dir, bin string, sizes []int) error {
+// The table is drawn as an SVG chart at chart, which the section embeds.
+func failoverSection(ctx context.Context, w *strings.Builder, dir, bin string, sizes []int, chart string) error {
 	fmt.Fprintf(w, "\n## Failover (issue 5)\n\n")
 	fmt.Fprintf(w, "The client's stall: from `kill -9` of mfsmaster to the completion of a write through `mfsmount` issued right after it. "+
 		"The floor is the time mfsmaster itself takes from its start to its first answer on that metadata. Same lab layout for both: "+
 		"master on ma, metaloggers on ma and mb, chunkservers on mb and c1 and metaloggers with MASTER_RECONNECTION_DELAY = 1 (an HA setting; the default 5 s adds up to 5 s to both), client on cl.\n\n")
 	fmt.Fprintf(w, "| inodes | keepalived (baseline) | mfsha | ratio | target | mfsmaster load floor | mfsha above the floor | target |\n|---|---|---|---|---|---|---|---|\n")
+	var rows []failoverRow
 	for _, n := range sizes {
 		fmt.Printf("failover at %d inodes: keepalived baseline...\n", n)
 		k, err := keepalivedStall(ctx, filepath.Join(dir, fmt.Sprintf("ka%d", n)), n)
@@ -44,7 +46,12 @@ func failoverSection(ctx context.Context, w *strings.Builder, dir, bin string, s
 			m.stall.Seconds()/k.stall.Seconds(), (m.stall - floor).Round(10*time.Millisecond), floor.Round(10*time.Millisecond))
 		fmt.Fprintf(w, "| %d | %.2f s | %.2f s | %.2fx | <= 0.35x | %.2f s | %.2f s | <= 1.0 s |\n", n, k.stall.Seconds(), m.stall.Seconds(),
 			m.stall.Seconds()/k.stall.Seconds(), floor.Seconds(), (m.stall - floor).Seconds())
+		rows = append(rows, failoverRow{fault: "kill -9 of mfsmaster", inodes: n, keepalived: k.stall.Seconds(), mfsha: m.stall.Seconds(), floor: floor.Seconds()})
 	}
+	if err := writeChartFile(chart, failoverChart(rows)); err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	fmt.Fprintf(w, "\n![%s](%s)\n", failoverChart(rows).Title, filepath.Base(chart))
 	return nil
 }
 

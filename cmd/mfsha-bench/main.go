@@ -33,7 +33,20 @@ func main() {
 	sizes := flag.String("failover-inodes", "1000,1000000", "failover section: metadata `sizes` (inodes), comma-separated")
 	child := flag.Int64("snapshot-child", 0, "internal: upload a synthetic snapshot of this many `bytes` and print peak RSS")
 	childDir := flag.String("snapshot-dir", "", "internal: directory for -snapshot-child")
+	chartOnly := flag.Bool("chart-only", false, "measure nothing: redraw the failover chart from the table in -out")
 	flag.Parse()
+	if *chartOnly {
+		rows, err := readFailoverTable(*out)
+		if err == nil {
+			err = writeChartFile(chartPath(*out), failoverChart(rows))
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("wrote %s\n", chartPath(*out))
+		return
+	}
 	if *child > 0 {
 		if err := snapshotChild(*child, *childDir); err != nil {
 			fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
@@ -96,7 +109,7 @@ func run(ctx context.Context, out, only, bin string, inodes []int, lines, rate i
 		if err != nil {
 			return err
 		}
-		if err := failoverSection(ctx, &report, dir, abs, inodes); err != nil {
+		if err := failoverSection(ctx, &report, dir, abs, inodes, chartPath(out)); err != nil {
 			return fmt.Errorf("failover: %w", err)
 		}
 	}
@@ -106,6 +119,11 @@ func run(ctx context.Context, out, only, bin string, inodes []int, lines, rate i
 	}
 	fmt.Printf("wrote %s\n", out)
 	return nil
+}
+
+// chartPath is where the failover chart of the report out goes: beside it.
+func chartPath(out string) string {
+	return strings.TrimSuffix(out, filepath.Ext(out)) + "-failover.svg"
 }
 
 func shipSection(ctx context.Context, w *strings.Builder, dir string, lines, rate int, dur time.Duration, log *slog.Logger) error {
