@@ -355,7 +355,8 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 			t.Errorf("status lacks %q", want)
 		}
 	}
-	out, err = c.l.Exec(ctx, lab.HostClient, c.bin, "status", "--json", "--cluster", c.name, "--nats", strings.Join(c.urls, ","))
+	out, err = c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "status", "--json", "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
+		c.l.NATSFlags(natsconn.RoleReader)...)...)
 	c.must("status --json", err)
 	var st struct {
 		Failover struct{ Lease struct{ Holder string } }
