@@ -142,13 +142,17 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	if err := sb.HandOver(n.d.Master.DataPath()); err != nil {
 		return abort(err)
 	}
+	unlocked, err := releaseChunkLocks(n.d.Master.DataPath(), time.Now(), n.log)
+	if err != nil {
+		return abort(fmt.Errorf("release the chunk locks the old master left: %w", err))
+	}
 	folded := time.Now()
 	v, err := n.d.Master.Start(ctx, true)
 	if err != nil {
 		return abort(fmt.Errorf("start mfsmaster: %w", err))
 	}
-	if v != last+1 {
-		return abort(fmt.Errorf("mfsmaster -a serves version %d, want %d (metadata %d + the lines up to %d): refusing to serve without them", v, last+1, pos.Version, last))
+	if v != last+1+unlocked {
+		return abort(fmt.Errorf("mfsmaster -a serves version %d, want %d (metadata %d + the lines up to %d + %d UNLOCK): refusing to serve without them", v, last+1+unlocked, pos.Version, last, unlocked))
 	}
 	serving := time.Now()
 	n.announce(ctx, t)
