@@ -52,6 +52,8 @@ type daemonHTTP struct {
 	leased  bool                             // a failover node: /master asks the node
 }
 
+// newDaemonHTTP: cluster "" for a daemon of no MooseFS cluster (mfsha nats); leased for a
+// failover node.
 func newDaemonHTTP(set httpSettings, cluster string, leased bool) *daemonHTTP {
 	return &daemonHTTP{set: set, cluster: cluster, live: liveness.New(), leased: leased}
 }
@@ -66,6 +68,9 @@ func (d *daemonHTTP) serve(ctx context.Context, reg *prometheus.Registry, log *s
 		Standby: d.standbyVerdict, MaxLag: uint64(d.set.maxLag), Status: d.status}
 	if d.leased {
 		cfg.Master = d.master
+	}
+	if d.cluster == "" { // mfsha nats: a server, not a member of one MooseFS cluster
+		cfg.Status, cfg.Standby = nil, nil
 	}
 	_, err := httpapi.Serve(ctx, cfg, log)
 	return err

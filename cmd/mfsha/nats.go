@@ -5,6 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mfsha/mfsha/internal/config"
 	"github.com/mfsha/mfsha/internal/natsconn"
@@ -16,6 +19,7 @@ type natsCommand struct {
 	embedded embeddedSettings
 	logs     logSettings
 	state    string
+	http     httpSettings
 }
 
 const natsUsage = `Usage: mfsha nats [--state DIR] [--nats-listen ADDR] [--nats-routes URLS] [flags]
@@ -35,6 +39,7 @@ func (c *natsCommand) Run(ctx context.Context, args []string) error {
 	c.embedded.bind(s)
 	c.logs.bind(s)
 	s.String(&c.state, "state", "STATE_PATH", "/var/lib/mfsha", "state `directory`: the JetStream store is STATE_PATH/nats")
+	c.http.bind(s, "")
 	if err := parse(s, args); err != nil {
 		return err
 	}
@@ -59,6 +64,26 @@ func (c *natsCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	log.Info("NATS JetStream server running", "name", o.ServerName, "listen", o.Listen, "routes", o.Routes, "store", o.StoreDir)
+	web := newDaemonHTTP(c.http, "", false) // no cluster: /status and /standby answer 503
+	if err := web.serve(ctx, prometheus.NewRegistry(), log); err != nil {
+		srv.Shutdown()
+		return err
+	}
+	// /health: the server accepts connections and runs JetStream, checked every few seconds.
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			if srv.ReadyForConnections(time.Second) && srv.JetStreamEnabled() {
+				web.live.Tick("nats server")
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	<-ctx.Done()
 	log.Info("stopping NATS")
 	srv.Shutdown()
