@@ -87,7 +87,10 @@ func newRealCluster(ctx context.Context, t *testing.T, name string, hosts ...lab
 		t.Fatal(err)
 	}
 	data := l.MasterDataDir(lab.HostMasterA)
-	sh, stop := startShipper(t, js, store, data, nil)
+	// Snapshots checked often: a test's master replaces its snapshot files within seconds
+	// (4.x renames metadata.mfs at start, shifts metadata.mfs.back at a stop), and one is
+	// uploaded only once its version's line is shipped.
+	sh, stop := startShipper(t, js, store, data, func(c *shipper.Config) { c.SnapshotPoll = 50 * time.Millisecond })
 	return realCluster{l: l, mnt: mnt, data: data, js: js, store: store, sh: sh, stopShipper: stop}
 }
 

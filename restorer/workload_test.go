@@ -68,6 +68,9 @@ func TestRealWorkload(t *testing.T) {
 	waitUntil(t, "every line shipped", func() bool { return c.sh.Shipped().Next >= final.Version })
 	c.stopShipper()
 
+	if snaps, err := c.store.List(ctx); err != nil || len(snaps) == 0 {
+		t.Fatalf("no snapshot uploaded (%v): the restores after the restart must start from one", err)
+	}
 	lines := masterLines(t, c.data)
 	w.checkStream(lines)
 	for _, p := range points {
