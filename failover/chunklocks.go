@@ -26,12 +26,20 @@ import (
 // Limit: a lock taken by a line already folded into the handed-over metadata.mfs (its CHNK
 // section keeps a lock still in force at the fold) is not seen here; the standby folds well
 // behind the live lines, so the dangling WRITE of a kill is in changelog.1.mfs.
+//
+// A file it cannot read as a changelog (a malformed line, a hole) is logged as an error and left
+// alone: the promotion goes on (mfsmaster -a and the version check judge the file), at worst a
+// writer waits out one lock. A failed write of the file ends the promotion.
 func releaseChunkLocks(dataPath string, now time.Time, log *slog.Logger) (uint64, error) {
+	path := filepath.Join(dataPath, "changelog.1.mfs")
 	var tr chunklock.Tracker
-	locks, err := tr.ReleaseFile(filepath.Join(dataPath, "changelog.1.mfs"), now)
-	if errors.Is(err, fs.ErrNotExist) {
+	if err := tr.ScanFile(path); errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	} else if err != nil {
+		log.Error("chunk locks the old master left are not released: a writer may wait up to 120 s", "err", err)
 		return 0, nil
 	}
+	locks, err := tr.Release(path, now)
 	if err != nil {
 		return 0, err
 	}

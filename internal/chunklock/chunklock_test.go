@@ -132,3 +132,20 @@ func TestReleaseFile(t *testing.T) {
 		t.Fatalf("partial last line: %v, want ErrPartialLine", err)
 	}
 }
+
+func TestReleaseRefusesAChangedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "changelog.1.mfs")
+	if err := os.WriteFile(path, []byte(lines+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var tr Tracker
+	if err := tr.ScanFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(lines+"\n23: 1796222291|UNLOCK(5)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Release(path, time.Unix(1796222300, 0)); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "ends with version 23, not 22") {
+		t.Fatalf("release into a file changed since the scan: %v; want ErrChanged naming the versions", err)
+	}
+}

@@ -1,6 +1,8 @@
 package chunklock
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,16 +32,22 @@ func (t *Tracker) ScanFile(path string) error {
 	return nil
 }
 
-// ReleaseFile releases the locks still held at now by the changelog file at path (the lines a
-// promoted master is about to load): it appends an UNLOCK line per lock after the file's last
-// line, writing a new file and renaming it over path (fsync of the file and of its directory).
-// t must already hold the lines before the file's first one that may have locked a chunk (the
-// LockTimeout before it), or be empty if the file starts early enough. It returns the locks
-// released; none leaves the file untouched.
+// ReleaseFile is ScanFile then Release: it releases the locks still held at now by the
+// changelog file at path (the lines a promoted master is about to load). t must already hold
+// the lines before the file's first one that may have locked a chunk (the LockTimeout before
+// it), or be empty if the file starts early enough.
 func (t *Tracker) ReleaseFile(path string, now time.Time) ([]Lock, error) {
 	if err := t.ScanFile(path); err != nil {
 		return nil, err
 	}
+	return t.Release(path, now)
+}
+
+// Release appends an UNLOCK line per lock still held at now after the last line of the
+// changelog file at path, which must be the last line t has read (ErrChanged otherwise):
+// it writes a new file and renames it over path (fsync of the file and of its directory).
+// It returns the locks released; none leaves the file untouched.
+func (t *Tracker) Release(path string, now time.Time) ([]Lock, error) {
 	locks := t.Held(now)
 	if len(locks) == 0 {
 		return nil, nil
@@ -47,6 +55,9 @@ func (t *Tracker) ReleaseFile(path string, now time.Time) ([]Lock, error) {
 	old, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("chunk locks: %w", err)
+	}
+	if last := lastVersion(old); last != t.last {
+		return nil, fmt.Errorf("chunk locks: %s ends with version %d, not %d as read: %w", path, last, t.last, ErrChanged)
 	}
 	b := AppendUnlocks(old, locks, t.last+1, now)
 	if err := writeAtomic(path, b); err != nil {
@@ -57,6 +68,23 @@ func (t *Tracker) ReleaseFile(path string, now time.Time) ([]Lock, error) {
 		delete(t.held, l.Chunk)
 	}
 	return locks, nil
+}
+
+// ErrChanged is wrapped by Release when the file is not the one the Tracker read.
+var ErrChanged = errors.New("file changed since it was read")
+
+// lastVersion is the version of the last whole line of b, 0 if there is none or it does not
+// start with one.
+func lastVersion(b []byte) uint64 {
+	if len(b) == 0 || b[len(b)-1] != '\n' {
+		return 0
+	}
+	ln := b[bytes.LastIndexByte(b[:len(b)-1], '\n')+1:]
+	v, _, err := changelog.ParseVersion(ln[:len(ln)-1])
+	if err != nil {
+		return 0
+	}
+	return v
 }
 
 func writeAtomic(path string, b []byte) error {
