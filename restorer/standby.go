@@ -87,6 +87,7 @@ type Standby struct {
 	local     uint64     // next version to append to pending.mfs
 	localHash uint64     // stream.LineHash of line local-1, when known
 	torn      bool       // pending.mfs may end in a cut line: load it again before appending
+	badSeq    uint64     // the unusable last batch last reported, owned by the follower
 	// lastChange is the version of the last line in pending.mfs that is not IDLE (see
 	// idle.go); 0 when none is. Lines below the materialized version do not count.
 	lastChange uint64
@@ -259,6 +260,11 @@ func (s *Standby) follow(ctx context.Context) error {
 		tl = &tls[len(tls)-1]
 		s.m.Newest.Set(float64(tl.LastVersion))
 		s.newest.Store(tl)
+		if tl.BadSeq != 0 && tl.BadSeq != s.badSeq {
+			s.badSeq = tl.BadSeq // said once per bad batch
+			s.log.Error("the stream's last batches are unusable: following up to the last good one", "stream_seq", tl.BadSeq,
+				"timeline", tl.Timeline, "last_good_version", tl.LastVersion, "err", tl.BadErr)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
