@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -83,7 +84,17 @@ func (s *Standby) HandOver(dir string) error {
 			return fmt.Errorf("hand over %s: %s already exists", m[0], m[1])
 		}
 	}
+	// The files become the master's: give them DATA_PATH's owner, whom mfsmaster runs as
+	// (WORKING_USER); the fold user and the standby's directory owner may be others.
+	owner, group := -1, -1
+	if fi, err := os.Stat(dir); err == nil && os.Geteuid() == 0 {
+		st := fi.Sys().(*syscall.Stat_t)
+		owner, group = int(st.Uid), int(st.Gid)
+	}
 	for _, m := range moves {
+		if err := os.Chown(m[0], owner, group); err != nil {
+			return fmt.Errorf("hand over %s: %w", m[0], err)
+		}
 		if err := os.Rename(m[0], m[1]); err != nil {
 			return fmt.Errorf("hand over the standby's metadata: %w", err)
 		}

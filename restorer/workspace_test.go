@@ -148,3 +148,39 @@ func mfsmasterPath(t *testing.T) string {
 	}
 	return p
 }
+
+// TestHandOverGivesTheFilesToTheMaster: the metadata a promotion moves into DATA_PATH belongs
+// to DATA_PATH's owner, whom mfsmaster runs as, whoever folded it.
+func TestHandOverGivesTheFilesToTheMaster(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root: it checks the owner of the files handed over")
+	}
+	u, err := LookupFoldUser("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultStandbyConfig()
+	cfg.Cluster, cfg.Dir = cluster, t.TempDir()
+	sb, err := NewStandby(cfg, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(cfg.Dir, "metadata.mfs"), []byte("MFSM NEW"), 0o640)
+	os.WriteFile(filepath.Join(cfg.Dir, "pending.mfs"), []byte(history(1, 3)), 0o644)
+	data := t.TempDir()
+	if err := os.Chown(data, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.HandOver(data); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"metadata.mfs", "changelog.1.mfs"} {
+		fi, err := os.Stat(filepath.Join(data, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != u.UID || int(st.Gid) != u.GID {
+			t.Fatalf("%s handed over as %d:%d, want DATA_PATH's owner %d:%d", n, st.Uid, st.Gid, u.UID, u.GID)
+		}
+	}
+}
