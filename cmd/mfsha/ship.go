@@ -47,8 +47,9 @@ fences itself and stands by, keeping metadata materialized in STANDBY_PATH like
 ` + "`mfsha standby`" + `, until the lease comes back to it.
 
 Exit status: 0 stopped by a signal; 1 error; 2 bad flags or settings; 3 changelog gap (the
-lines the stream needs next are in no file: nothing is skipped, see the log); 4 another writer
-appended to the stream (this shipper must not).`
+lines the stream needs next are in no file: nothing is skipped, see the log) or a line that
+cannot be shipped (over 1 MB, or not a line MooseFS writes; the lines before it are shipped);
+4 another writer appended to the stream (this shipper must not).`
 
 func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	s := config.New("ship", shipUsage)
