@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,11 @@ func TestStandbyMaterializesAndFollows(t *testing.T) {
 	cfg := DefaultStandbyConfig()
 	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 500, 2*time.Second, 50*time.Millisecond
 	cfg.Mfsmaster = mfstest.Mfsmaster(t)
+	if fresh, err := NewStandby(cfg, js, store, slog.New(slog.DiscardHandler), nil); err != nil {
+		t.Fatal(err)
+	} else if _, ok, why := fresh.Lag(); ok || why != "nothing is materialized yet" {
+		t.Fatalf("Lag before anything is materialized: ok %v (%s); want not ok", ok, why)
+	}
 	run := func() (*Standby, func()) {
 		sb, err := NewStandby(cfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 		if err != nil {
@@ -51,6 +57,9 @@ func TestStandbyMaterializesAndFollows(t *testing.T) {
 	}
 	sb, stop := run()
 	waitVersion(sb, 3002) // the snapshot and every line after it
+	if lines, ok, why := sb.Lag(); !ok || lines != 0 {
+		t.Fatalf("Lag with every shipped line folded: %d, %v (%s); want 0", lines, ok, why)
+	}
 
 	// Folding from the materialized file must not change it: mfsmaster writes a new file.
 	before := fileSum(t, filepath.Join(sdir, "metadata.mfs"))
@@ -90,6 +99,10 @@ func TestStandbyMaterializesAndFollows(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	waitVersion(sb, 4201) // 200 lines, fewer than FoldLines: folded once FoldEvery passes
+	// Ahead of the stream (the metalogger's lines) is no lag: /standby answers 200.
+	if lines, ok, why := sb.Lag(); !ok || lines != 0 || !strings.Contains(why, "holds the stream's last line") {
+		t.Fatalf("Lag ahead of the stream: %d, %v (%s); want 0", lines, ok, why)
+	}
 	names = files(t, filepath.Join(sdir, "metadata.mfs"))
 	if !names["f4200"] || names["f4201"] {
 		t.Fatal("materialized metadata does not hold exactly f2..f4200")
