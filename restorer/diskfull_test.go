@@ -17,6 +17,7 @@ import (
 
 	"github.com/mfsha/mfsha/internal/changelog"
 	"github.com/mfsha/mfsha/internal/metafile"
+	"github.com/mfsha/mfsha/internal/mfstest"
 )
 
 // TestStandbyDiskFullRecovers: found by trying it, a full disk in the standby's directory left
@@ -31,6 +32,7 @@ func TestStandbyDiskFullRecovers(t *testing.T) {
 	sdir := filepath.Join(mnt, "standby")
 	cfg := DefaultStandbyConfig()
 	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 1000, time.Second, 50*time.Millisecond
+	cfg.Mfsmaster = mfstest.Mfsmaster(t)
 	run := func() (*Standby, *StandbyMetrics, func()) {
 		m := NewStandbyMetrics(nil)
 		sb, err := NewStandby(cfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
@@ -171,6 +173,7 @@ func TestStandbyCutsAGluedLineAtStart(t *testing.T) {
 	sdir := t.TempDir()
 	cfg := DefaultStandbyConfig()
 	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 1000, time.Second, 50*time.Millisecond
+	cfg.Mfsmaster = mfstest.Mfsmaster(t)
 	sb, err := NewStandby(cfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)

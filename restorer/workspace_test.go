@@ -105,7 +105,7 @@ func TestFoldRunsUnprivileged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := fold(context.Background(), mfsmasterPath(t), ws.dir, data, u); err != nil {
+	if err := fold(context.Background(), mfstest.Mfsmaster(t).Path, ws.dir, data, u); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{data, filepath.Join(data, "metadata.mfs")} {
@@ -138,15 +138,6 @@ func TestFoldRunsUnprivileged(t *testing.T) {
 	if !(fi.Mode().Perm()&0o004 != 0 || (int(st.Gid) == u.GID && fi.Mode().Perm()&0o040 != 0)) {
 		t.Fatalf("the installed result (mode %v, gid %d) is not readable by the fold user's group %d", fi.Mode().Perm(), st.Gid, u.GID)
 	}
-}
-
-func mfsmasterPath(t *testing.T) string {
-	t.Helper()
-	p, err := mfstest.Path("mfsmaster")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // TestHandOverGivesTheFilesToTheMaster: the metadata a promotion moves into DATA_PATH belongs
