@@ -6,14 +6,16 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/stream"
 	"github.com/mfsha/mfsha/restorer"
 )
 
 // StreamHistory is the History of a cluster's JetStream stream.
 type StreamHistory struct {
-	JS      jetstream.JetStream
-	Cluster string
+	JS       jetstream.JetStream
+	Cluster  string
+	Verifier *sign.Verifier // trusted keys: lines are read from verified batches only
 }
 
 // Newest returns the newest retained timeline; ok false when the stream is empty or absent.
@@ -33,5 +35,5 @@ func (h StreamHistory) Newest(ctx context.Context) (stream.Timeline, bool, error
 
 // LineHash reads one line of tl from the stream and returns its stream.LineHash.
 func (h StreamHistory) LineHash(ctx context.Context, tl stream.Timeline, version uint64) (uint64, error) {
-	return restorer.LineHash(ctx, h.JS, h.Cluster, tl, version)
+	return restorer.LineHash(ctx, h.JS, h.Verifier, h.Cluster, tl, version)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/mfsha/mfsha/internal/changelog"
 	"github.com/mfsha/mfsha/internal/metafile"
 	"github.com/mfsha/mfsha/internal/moosefs"
+	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
 )
@@ -38,8 +39,13 @@ type Options struct {
 	WorkDir string
 	// FoldUser runs mfsmaster for the fold when mfsha runs as root; empty: DefaultFoldUser.
 	FoldUser string
+	// Verifier holds the trusted public keys (TRUSTED_KEYS); required. The snapshot and every
+	// batch read are checked against it before anything reaches mfsmaster.
+	Verifier *sign.Verifier
 	Progress snapshot.Progress
 	Log      *slog.Logger
+
+	check *batchCheck // a standby's own, so that the epoch seen carries over; nil: a new one
 }
 
 // Outcome is what was restored.
@@ -55,8 +61,21 @@ type Outcome struct {
 // Apply carries out a plan: it downloads and verifies the snapshot, takes the changelog lines
 // up to the target from the stream (checking that none is missing or corrupt), folds them with
 // `mfsmaster -a restore` in a private directory, checks the resulting version, and installs
-// OutDir/metadata.mfs atomically. On any error OutDir is left as it was.
+// OutDir/metadata.mfs atomically. The snapshot and every batch must be signed by a key of
+// o.Verifier (and batches pass the epoch check, see batchCheck): anything else is refused
+// with an error naming the object or the stream message, before mfsmaster runs. On any error
+// OutDir is left as it was.
 func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p Plan, o Options) (Outcome, error) {
+	chk := o.check
+	if chk == nil {
+		var err error
+		if chk, err = newBatchCheck(o.Verifier); err != nil {
+			return Outcome{}, err
+		}
+	}
+	if p.Snapshot != nil {
+		store = store.WithVerifier(chk.v)
+	}
 	out := filepath.Join(o.OutDir, "metadata.mfs")
 	// Lstat: a symbolic link there, even a dangling one, is something to replace.
 	if _, err := os.Lstat(out); err == nil && !o.Force {
@@ -122,7 +141,7 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 	if p.LinesFile != "" {
 		res, err = copyLines(p.LinesFile, p.From, p.To, filepath.Join(data, "changelog.0.mfs"))
 	} else {
-		res, err = writeLines(ctx, js, o.Cluster, p, filepath.Join(data, "changelog.0.mfs"))
+		res, err = writeLines(ctx, js, chk, o.Cluster, p, filepath.Join(data, "changelog.0.mfs"))
 	}
 	if berr := <-baseErr; berr != nil {
 		return Outcome{}, berr
@@ -166,14 +185,14 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 
 // writeLines writes lines From..To of the plan's timeline (for a time target: up to the last
 // line at or before it) to a new file at path; see streamLines.
-func writeLines(ctx context.Context, js jetstream.JetStream, cluster string, p Plan, path string) (Outcome, error) {
+func writeLines(ctx context.Context, js jetstream.JetStream, chk *batchCheck, cluster string, p Plan, path string) (Outcome, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
-	res, err := streamLines(ctx, js, cluster, p, w)
+	res, err := streamLines(ctx, js, chk, cluster, p, w)
 	if err != nil {
 		return res, err
 	}
@@ -181,9 +200,10 @@ func writeLines(ctx context.Context, js jetstream.JetStream, cluster string, p P
 }
 
 // streamLines writes lines From..To of the plan's timeline (for a time target: up to the last
-// line at or before it) to w, each checked: parseable, contiguous, from a batch whose
-// checksum matches. On an error, w has received whole lines only, up to the last good one.
-func streamLines(ctx context.Context, js jetstream.JetStream, cluster string, p Plan, w io.Writer) (Outcome, error) {
+// line at or before it) to w, each checked: from a batch that passes chk (signature, epoch),
+// parseable, contiguous, with a matching checksum. On an error, w has received whole lines
+// only, up to the last good one.
+func streamLines(ctx context.Context, js jetstream.JetStream, chk *batchCheck, cluster string, p Plan, w io.Writer) (Outcome, error) {
 	var res Outcome
 	if p.From > p.To {
 		return res, nil
@@ -213,6 +233,9 @@ func streamLines(ctx context.Context, js jetstream.JetStream, cluster string, p 
 			return res, fmt.Errorf("restore: batch of %s at or after sequence %d (need version %d): %w", subj, seq, next, err)
 		}
 		seq = m.Sequence + 1
+		if err := chk.check(m); err != nil {
+			return res, fmt.Errorf("restore: %w", err)
+		}
 		info, body, err := dec.Decode(m.Sequence, m.Header, m.Data)
 		if err != nil {
 			return res, err

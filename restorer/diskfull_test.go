@@ -33,6 +33,7 @@ func TestStandbyDiskFullRecovers(t *testing.T) {
 	cfg := DefaultStandbyConfig()
 	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 1000, time.Second, 50*time.Millisecond
 	cfg.Mfsmaster = mfstest.Mfsmaster(t)
+	cfg.Verifier = testVerifier
 	run := func() (*Standby, *StandbyMetrics, func()) {
 		m := NewStandbyMetrics(nil)
 		sb, err := NewStandby(cfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), m)

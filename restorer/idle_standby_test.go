@@ -24,7 +24,7 @@ func TestStandbyDoesNotFoldIdleStretches(t *testing.T) {
 	ctx := context.Background()
 	cfg := DefaultStandbyConfig()
 	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, t.TempDir(), 10000, time.Millisecond, time.Millisecond
-	cfg.Mfsmaster = mfstest.Mfsmaster(t)
+	cfg.Mfsmaster, cfg.Verifier = mfstest.Mfsmaster(t), testVerifier
 	open := func() *Standby {
 		sb, err := NewStandby(cfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mfsha/mfsha/internal/durable"
+	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -114,9 +115,14 @@ func (s *Standby) HandOver(dir string) error {
 	return durable.SyncDir(s.cfg.Dir)
 }
 
-// LineHash returns the stream.LineHash of line version on timeline tl, read from the stream.
-func LineHash(ctx context.Context, js jetstream.JetStream, cluster string, tl stream.Timeline, version uint64) (uint64, error) {
-	res, err := streamLines(ctx, js, cluster, Plan{Timeline: tl, From: version, To: version}, io.Discard)
+// LineHash returns the stream.LineHash of line version on timeline tl, read from the stream,
+// from a batch signed by a key of v.
+func LineHash(ctx context.Context, js jetstream.JetStream, v *sign.Verifier, cluster string, tl stream.Timeline, version uint64) (uint64, error) {
+	chk, err := newBatchCheck(v)
+	if err != nil {
+		return 0, err
+	}
+	res, err := streamLines(ctx, js, chk, cluster, Plan{Timeline: tl, From: version, To: version}, io.Discard)
 	if err != nil {
 		return 0, err
 	}

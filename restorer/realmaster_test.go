@@ -86,6 +86,7 @@ func newRealCluster(ctx context.Context, t *testing.T, name string, hosts ...lab
 	if err != nil {
 		t.Fatal(err)
 	}
+	store = store.WithSigner(testSigner).WithVerifier(testVerifier)
 	data := l.MasterDataDir(lab.HostMasterA)
 	// Snapshots checked often: a test's master replaces its snapshot files within seconds
 	// (4.x renames metadata.mfs at start, shifts metadata.mfs.back at a stop), and one is
@@ -147,7 +148,7 @@ func TestRestoredEqualsMastersOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, Mfsmaster: mfstest.Mfsmaster(t)})
+	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, Mfsmaster: mfstest.Mfsmaster(t), Verifier: testVerifier})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +157,7 @@ func TestRestoredEqualsMastersOwn(t *testing.T) {
 	scfg := DefaultStandbyConfig()
 	scfg.Cluster, scfg.Dir, scfg.FoldLines, scfg.Poll = cluster, sdir, 1, 50*time.Millisecond
 	scfg.Mfsmaster = mfstest.Mfsmaster(t)
+	scfg.Verifier = testVerifier
 	sb, err := NewStandby(scfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +247,7 @@ func TestRmRfStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := t.TempDir()
-	if _, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: restored, Mfsmaster: mfstest.Mfsmaster(t)}); err != nil {
+	if _, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: restored, Mfsmaster: mfstest.Mfsmaster(t), Verifier: testVerifier}); err != nil {
 		t.Fatal(err)
 	}
 	// The master's directory gets the restored metadata and nothing newer.

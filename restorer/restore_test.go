@@ -53,6 +53,7 @@ func shipped(t *testing.T) (jetstream.JetStream, *snapshot.Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store = store.WithSigner(testSigner).WithVerifier(testVerifier)
 	dir := t.TempDir()
 	snap, version := mfstest.MakeMetadata(t, t.TempDir(), 77, 1000)
 	b, _ := os.ReadFile(snap)
@@ -81,6 +82,7 @@ func startShipper(t *testing.T, js jetstream.JetStream, store *snapshot.Store, d
 	t.Helper()
 	cfg := shipper.DefaultConfig()
 	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots, cfg.Poll = dir, shipper.KindMaster, cluster, store, 50*time.Millisecond
+	cfg.Signer = testSigner
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -119,7 +121,7 @@ func restore(t *testing.T, js jetstream.JetStream, store *snapshot.Store, target
 	if err != nil {
 		return p, Outcome{}, err
 	}
-	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, Force: force, Mfsmaster: mfstest.Mfsmaster(t)})
+	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, Force: force, Mfsmaster: mfstest.Mfsmaster(t), Verifier: testVerifier})
 	return p, o, err
 }
 
@@ -193,8 +195,8 @@ func TestRestoreErrors(t *testing.T) {
 	}
 }
 
-// publishRaw appends a batch of the given lines to timeline 1 as another writer would; sum 0
-// means the right checksum.
+// publishRaw appends a batch of the given lines to timeline 1 as another writer holding the
+// cluster's key would (a shipper with a bug); sum 0 means the right checksum.
 func publishRaw(t *testing.T, js jetstream.JetStream, first, last int, sum uint32) uint64 {
 	t.Helper()
 	return publishText(t, js, first, last, history(first, last), sum)
@@ -210,7 +212,8 @@ func publishText(t *testing.T, js jetstream.JetStream, first, last int, text str
 		info.Sum = crc32.Checksum(lines, crc32.MakeTable(crc32.Castagnoli))
 	}
 	enc, _ := zstd.NewWriter(nil)
-	ack, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: stream.Subject(cluster, 1), Header: info.Header(), Data: enc.EncodeAll(lines, nil)})
+	data, subj := enc.EncodeAll(lines, nil), stream.Subject(cluster, 1)
+	ack, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: subj, Header: stream.SignedHeader(testSigner, subj, info, data), Data: data})
 	if err != nil {
 		t.Fatal(err)
 	}

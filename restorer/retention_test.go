@@ -36,6 +36,7 @@ func TestRetentionKeepsTheWindowRestorable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store = store.WithSigner(testSigner).WithVerifier(testVerifier)
 	const window = 72 * time.Hour
 	now := time.Now()
 	// Timeline 1: lines 1..3000 from 100 h ago to 10 h ago (the window starts near line 934).
@@ -164,7 +165,7 @@ func checkWindow(t *testing.T, js jetstream.JetStream, store *snapshot.Store, no
 			if err != nil {
 				t.Fatalf("%s: timeline %d at %s (window from %s): %v", when, tl.Timeline, fmtUnix(at), fmtUnix(start), err)
 			}
-			if _, err := streamLines(ctx, js, cluster, p, io.Discard); err != nil {
+			if _, err := streamLines(ctx, js, &batchCheck{v: testVerifier}, cluster, p, io.Discard); err != nil {
 				t.Fatalf("%s: timeline %d at %s: lines %d..%d: %v", when, tl.Timeline, fmtUnix(at), p.From, p.To, err)
 			}
 		}
@@ -173,7 +174,7 @@ func checkWindow(t *testing.T, js jetstream.JetStream, store *snapshot.Store, no
 			t.Fatal(err)
 		}
 		out := t.TempDir()
-		o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, Mfsmaster: mfstest.Mfsmaster(t)})
+		o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, Mfsmaster: mfstest.Mfsmaster(t), Verifier: testVerifier})
 		if err != nil {
 			t.Fatalf("%s: restore of timeline %d at %s: %v", when, tl.Timeline, fmtUnix(from), err)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/mfsha/mfsha/internal/durable"
 	"github.com/mfsha/mfsha/internal/liveness"
 	"github.com/mfsha/mfsha/internal/moosefs"
+	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
 )
@@ -41,6 +42,10 @@ type StandbyConfig struct {
 	FoldUser string
 	// Live, when set, receives a tick from each of the two loops every round (for /health).
 	Live *liveness.Monitor
+	// Verifier holds the trusted public keys (TRUSTED_KEYS); required. Every snapshot and
+	// batch is checked against it (and batches pass the epoch check, see batchCheck) before
+	// a line is copied to pending.mfs or reaches mfsmaster.
+	Verifier *sign.Verifier
 }
 
 // DefaultStandbyConfig: at most about 50,000 lines wait (0.15 s of replay at 1M inodes), and
@@ -54,6 +59,8 @@ func (c StandbyConfig) Validate() error {
 	switch {
 	case c.Dir == "":
 		return errors.New("DATA_PATH: not set")
+	case c.Verifier == nil:
+		return errNoTrustedKeys
 	case c.FoldLines < 1:
 		return fmt.Errorf("FOLD_LINES = %d: want at least 1", c.FoldLines)
 	case c.FoldEvery <= 0 || c.Poll <= 0:
@@ -82,6 +89,7 @@ type Standby struct {
 	log   *slog.Logger
 	pos   atomic.Pointer[Position]
 	m     *StandbyMetrics
+	check *batchCheck // every batch read, by the follower and the folder
 
 	mu        sync.Mutex // guards local and pending.mfs
 	local     uint64     // next version to append to pending.mfs
@@ -120,7 +128,7 @@ func NewStandby(cfg StandbyConfig, js jetstream.JetStream, store *snapshot.Store
 	if m == nil {
 		m = NewStandbyMetrics(nil)
 	}
-	s := &Standby{cfg: cfg, js: js, store: store, log: log, m: m}
+	s := &Standby{cfg: cfg, js: js, store: store, log: log, m: m, check: &batchCheck{v: cfg.Verifier}}
 	if cfg.MetaloggerDir != "" {
 		s.ml = &metaloggerSource{dir: cfg.MetaloggerDir}
 	}
@@ -306,7 +314,7 @@ func (s *Standby) follow(ctx context.Context) error {
 	appended := 0
 	if tl != nil && s.local <= tl.LastVersion {
 		var res Outcome
-		res, serr = streamLines(ctx, s.js, s.cfg.Cluster, Plan{Timeline: *tl, From: s.local, To: tl.LastVersion}, w)
+		res, serr = streamLines(ctx, s.js, s.check, s.cfg.Cluster, Plan{Timeline: *tl, From: s.local, To: tl.LastVersion}, w)
 		if res.Lines > 0 {
 			s.local, s.localHash = res.LastLine+1, res.LastHash
 			appended += res.Lines
@@ -394,7 +402,7 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 	}
 	start := time.Now()
 	out, err := Apply(ctx, s.js, s.store, plan, Options{Cluster: s.cfg.Cluster, OutDir: s.cfg.Dir, Force: true, Mfsmaster: s.cfg.Mfsmaster,
-		FoldUser: s.cfg.FoldUser, Log: s.log})
+		FoldUser: s.cfg.FoldUser, Log: s.log, Verifier: s.cfg.Verifier, check: s.check})
 	if err != nil {
 		return err
 	}

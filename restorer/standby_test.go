@@ -21,6 +21,7 @@ func TestStandbyMaterializesAndFollows(t *testing.T) {
 	cfg := DefaultStandbyConfig()
 	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 500, 2*time.Second, 50*time.Millisecond
 	cfg.Mfsmaster = mfstest.Mfsmaster(t)
+	cfg.Verifier = testVerifier
 	if fresh, err := NewStandby(cfg, js, store, slog.New(slog.DiscardHandler), nil); err != nil {
 		t.Fatal(err)
 	} else if _, ok, why := fresh.Lag(); ok || why != "nothing is materialized yet" {

@@ -42,7 +42,7 @@ func TestFoldRefusesOlderMfsmaster(t *testing.T) {
 	plan := Plan{BaseFile: filepath.Join(src, "metadata.mfs"), LinesFile: lines, From: v, To: v + 4}
 
 	out := t.TempDir()
-	_, err = Apply(ctx, nil, nil, plan, Options{OutDir: out, Mfsmaster: masters[0]})
+	_, err = Apply(ctx, nil, nil, plan, Options{OutDir: out, Mfsmaster: masters[0], Verifier: testVerifier})
 	if !errors.Is(err, moosefs.ErrVersion) {
 		t.Fatalf("3.0.117 folding 4.59.2 metadata: %v, want ErrVersion", err)
 	}
@@ -55,7 +55,7 @@ func TestFoldRefusesOlderMfsmaster(t *testing.T) {
 		t.Errorf("the refused fold left %d entries in %s", len(entries), out)
 	}
 
-	o, err := Apply(ctx, nil, nil, plan, Options{OutDir: out, Mfsmaster: masters[1]})
+	o, err := Apply(ctx, nil, nil, plan, Options{OutDir: out, Mfsmaster: masters[1], Verifier: testVerifier})
 	if err != nil {
 		t.Fatal(err)
 	}

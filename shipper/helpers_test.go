@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mfsha/mfsha/internal/signtest"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -29,11 +30,12 @@ type testNATS struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	store string
+	keys  signtest.Keys // the cluster's signing key: shippers sign with it, checks verify
 }
 
 func startNATS(t *testing.T) *testNATS {
 	t.Helper()
-	n := &testNATS{store: t.TempDir()}
+	n := &testNATS{store: t.TempDir(), keys: signtest.New(t)}
 	n.opts = &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: n.store, NoLog: true, NoSigs: true}
 	n.start(t)
 	nc, err := nats.Connect(n.srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
@@ -132,6 +134,9 @@ func startShipper(t *testing.T, n *testNATS, dir string, kind Kind) *running {
 
 func startConfigured(t *testing.T, n *testNATS, cfg Config) *running {
 	t.Helper()
+	if cfg.Signer == nil {
+		cfg.Signer = n.keys.Signer
+	}
 	sh, err := New(cfg, n.js, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +223,9 @@ func streamContent(t *testing.T, n *testNATS) map[uint64]string {
 			continue
 		}
 		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.VerifyBatch(n.keys.Verifier, seq, m.Subject, m.Header, m.Data); err != nil {
 			t.Fatal(err)
 		}
 		info, body, err := dec.Decode(seq, m.Header, m.Data)

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -17,6 +18,7 @@ import (
 // concurrent use.
 type publisher struct {
 	js       jetstream.JetStream
+	signer   *sign.Signer
 	cluster  string
 	expect   uint64 // the stream's last sequence after every batch sent so far is stored
 	window   int
@@ -30,8 +32,8 @@ type inflight struct {
 	fut jetstream.PubAckFuture
 }
 
-func newPublisher(js jetstream.JetStream, cluster string, lastSeq uint64, window int, onAck func(sealed, *jetstream.PubAck)) *publisher {
-	return &publisher{js: js, cluster: cluster, expect: lastSeq, window: window, onAck: onAck}
+func newPublisher(js jetstream.JetStream, signer *sign.Signer, cluster string, lastSeq uint64, window int, onAck func(sealed, *jetstream.PubAck)) *publisher {
+	return &publisher{js: js, signer: signer, cluster: cluster, expect: lastSeq, window: window, onAck: onAck}
 }
 
 // publish sends b, waiting for the oldest acknowledgement while the window is full.
@@ -41,7 +43,8 @@ func (p *publisher) publish(ctx context.Context, b sealed) error {
 			return err
 		}
 	}
-	msg := &nats.Msg{Subject: stream.Subject(p.cluster, b.info.Timeline), Header: b.info.Header(), Data: b.payload}
+	subj := stream.Subject(p.cluster, b.info.Timeline)
+	msg := &nats.Msg{Subject: subj, Header: stream.SignedHeader(p.signer, subj, b.info, b.payload), Data: b.payload}
 	fut, err := p.js.PublishMsgAsync(msg,
 		jetstream.WithMsgID(stream.MsgID(b.info.Timeline, b.info.FirstVersion, b.info.LastVersion)),
 		jetstream.WithExpectLastSequence(p.expect))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mfsha/mfsha/internal/liveness"
 	"github.com/mfsha/mfsha/internal/metafile"
+	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -36,6 +37,9 @@ type Config struct {
 	Poll          time.Duration // re-check the files this often even without a file event
 	RetryWait     time.Duration // wait between attempts while NATS is unreachable
 
+	// Signer signs every batch (see stream.SignedHeader); required: readers refuse what is
+	// unsigned. Snapshots are signed by the SnapshotStore (snapshot.Store.WithSigner).
+	Signer *sign.Signer
 	// Epoch, when set, gives the fencing epoch put into every batch's headers.
 	Epoch func() uint64
 	// Snapshots, when set, receives every new metadata snapshot; Retention > 0 then prunes
@@ -63,6 +67,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.DataDir == "":
 		return errors.New("DATA_PATH: not set")
+	case c.Signer == nil:
+		return errors.New("SIGNING_KEY: not set: every batch must be signed with the cluster's key (make one with mfsha init)")
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("REPLICAS = %d: want 1 to 5", c.Replicas)
 	case c.MaxBatchBytes < 4<<10 || c.MaxBatchBytes > maxMsgBytes/2:
@@ -240,7 +246,7 @@ func (s *Shipper) session(ctx context.Context, wake <-chan struct{}) (err error)
 
 	rd := newReader(s.cfg.DataDir, s.cfg.Kind, pos)
 	defer rd.Close()
-	pipe := newPipeline(ctx, s, newPublisher(s.js, s.cfg.Cluster, t.seq, s.cfg.Window, s.acked))
+	pipe := newPipeline(ctx, s, newPublisher(s.js, s.cfg.Signer, s.cfg.Cluster, t.seq, s.cfg.Window, s.acked))
 	defer pipe.close()
 
 	timeline := pos.Timeline

@@ -367,3 +367,13 @@ func TestMetaIDFromSetMetaIDLine(t *testing.T) {
 		}
 	}
 }
+
+func TestShipperNeedsSigningKey(t *testing.T) {
+	n := startNATS(t)
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Cluster = masterDir(t), testCluster
+	_, err := New(cfg, n.js, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "SIGNING_KEY") || !strings.Contains(err.Error(), "mfsha init") {
+		t.Fatalf("shipper without a signing key: %v; want an error naming SIGNING_KEY and mfsha init", err)
+	}
+}

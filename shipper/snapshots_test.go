@@ -97,6 +97,7 @@ func snapshotConfig(t *testing.T, n *testNATS, dir string) (Config, *snapshot.St
 	if err != nil {
 		t.Fatal(err)
 	}
+	store = store.WithSigner(n.keys.Signer).WithVerifier(n.keys.Verifier)
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Snapshots = dir, KindMaster, testCluster, store
 	cfg.Poll, cfg.SnapshotPoll = 50*time.Millisecond, 50*time.Millisecond

@@ -69,9 +69,10 @@ func restoreSection(ctx context.Context, w *strings.Builder, dir string, inodes,
 	if err != nil {
 		return err
 	}
+	store = store.WithSigner(e.signer)
 	scfg := shipper.DefaultConfig()
 	scfg.DataDir, scfg.Kind, scfg.Cluster, scfg.Snapshots, scfg.Retention = src, shipper.KindMaster, "restore", store, 0
-	scfg.SnapshotPoll = 100 * time.Millisecond
+	scfg.SnapshotPoll, scfg.Signer = 100*time.Millisecond, e.signer
 	sh, err := shipper.New(scfg, e.js, log, nil)
 	if err != nil {
 		return err
@@ -108,7 +109,7 @@ func restoreSection(ctx context.Context, w *strings.Builder, dir string, inodes,
 	if err != nil {
 		return err
 	}
-	res, err := restorer.Apply(ctx, e.js, store, plan, restorer.Options{Cluster: "restore", OutDir: out,
+	res, err := restorer.Apply(ctx, e.js, store, plan, restorer.Options{Cluster: "restore", OutDir: out, Verifier: e.verifier,
 		Mfsmaster: moosefs.Mfsmaster{Path: benchMooseFS.Path("mfsmaster"), Version: benchMooseFS.Version}})
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mfsha/mfsha/internal/natsconn"
+	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/stream"
 	"github.com/mfsha/mfsha/shipper"
 )
@@ -29,9 +30,29 @@ type env struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	stop func()
+	// The cluster key, made in dir/keys as mfsha init would: shippers sign, readers verify,
+	// as in production (the benchmarks include the cost).
+	signer   *sign.Signer
+	verifier *sign.Verifier
 }
 
 func newEnv(dir string) (*env, error) {
+	keys := filepath.Join(dir, "keys")
+	if err := os.MkdirAll(keys, 0o700); err != nil {
+		return nil, err
+	}
+	privPath, pubPath, err := sign.WriteKeyPair(keys)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := sign.LoadSigner(privPath)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := sign.LoadVerifier(pubPath)
+	if err != nil {
+		return nil, err
+	}
 	srv, err := natsconn.StartEmbedded(natsconn.EmbeddedOptions{StoreDir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:-1"})
 	if err != nil {
 		return nil, err
@@ -45,7 +66,8 @@ func newEnv(dir string) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &env{dir: dir, nc: nc, js: js, stop: func() { nc.Close(); srv.Shutdown(); srv.WaitForShutdown() }}, nil
+	return &env{dir: dir, nc: nc, js: js, stop: func() { nc.Close(); srv.Shutdown(); srv.WaitForShutdown() },
+		signer: signer, verifier: verifier}, nil
 }
 
 type throughput struct {
@@ -81,7 +103,7 @@ func benchThroughput(ctx context.Context, dir string, n int, log *slog.Logger) (
 	defer e.stop()
 
 	cfg := shipper.DefaultConfig()
-	cfg.DataDir, cfg.Kind, cfg.Cluster = data, shipper.KindMaster, "bench"
+	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Signer = data, shipper.KindMaster, "bench", e.signer
 	done := make(chan struct{})
 	cfg.OnAck = func(b stream.BatchInfo) {
 		if b.LastVersion == uint64(n) {
@@ -238,7 +260,7 @@ func benchLatency(ctx context.Context, dir string, rate int, d time.Duration, lo
 	var mu sync.Mutex
 	var lat []time.Duration
 	cfg := shipper.DefaultConfig()
-	cfg.DataDir, cfg.Kind, cfg.Cluster = data, shipper.KindMaster, "latency"
+	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Signer = data, shipper.KindMaster, "latency", e.signer
 	done := make(chan struct{})
 	cfg.OnAck = func(b stream.BatchInfo) {
 		now := time.Now()

@@ -68,6 +68,7 @@ func snapshotChild(size int64, dir string) error {
 	if err != nil {
 		return err
 	}
+	store = store.WithSigner(e.signer).WithVerifier(e.verifier)
 	start := time.Now()
 	snap, err := store.Upload(ctx, path, snapshot.Info{Timeline: 1, Time: time.Now().Unix()})
 	if err != nil {

@@ -47,6 +47,7 @@ func standbySection(ctx context.Context, w *strings.Builder, dir string, rate in
 	if err != nil {
 		return err
 	}
+	store = store.WithSigner(e.signer)
 	var mu sync.Mutex
 	type ack struct {
 		last uint64
@@ -55,7 +56,7 @@ func standbySection(ctx context.Context, w *strings.Builder, dir string, rate in
 	var acks []ack
 	scfg := shipper.DefaultConfig()
 	scfg.DataDir, scfg.Kind, scfg.Cluster, scfg.Snapshots, scfg.Retention = data, shipper.KindMaster, "standby", store, 0
-	scfg.SnapshotPoll = 100 * time.Millisecond
+	scfg.SnapshotPoll, scfg.Signer = 100*time.Millisecond, e.signer
 	scfg.OnAck = func(b stream.BatchInfo) {
 		mu.Lock()
 		acks = append(acks, ack{b.LastVersion, time.Now()})
@@ -78,7 +79,7 @@ func standbySection(ctx context.Context, w *strings.Builder, dir string, rate in
 		time.Sleep(50 * time.Millisecond)
 	}
 	sbcfg := restorer.DefaultStandbyConfig()
-	sbcfg.Cluster, sbcfg.Dir = "standby", filepath.Join(dir, "standby")
+	sbcfg.Cluster, sbcfg.Dir, sbcfg.Verifier = "standby", filepath.Join(dir, "standby"), e.verifier
 	sbcfg.Mfsmaster = moosefs.Mfsmaster{Path: benchMooseFS.Path("mfsmaster"), Version: benchMooseFS.Version}
 	sb, err := restorer.NewStandby(sbcfg, e.js, store, log, nil)
 	if err != nil {

@@ -218,8 +218,12 @@ func run(ctx context.Context, bin, dir string, keep bool, mfs moosefs.Dist) (err
 	say("point-in-time restore of metadata.mfs as of %s (before the rm), from the stream", before.UTC().Format(time.RFC3339))
 	restored := filepath.Join(l.HostDir(mb), "restored")
 	t0 = time.Now()
-	out, err = l.Exec(ctx, mb, append([]string{bin, "restore", "--nats", natsURL, "--cluster", "demo", "--to", before.UTC().Format(time.RFC3339), "--out", restored,
-		"--mfsmaster", mfs.Path("mfsmaster")}, l.NATSFlags(natsconn.RoleReader)...)...)
+	_, trusted, err := l.SigningKeys()
+	if err != nil {
+		return err
+	}
+	out, err = l.Exec(ctx, mb, append([]string{bin, "restore", "--nats", natsURL, "--cluster", "demo", "--trusted-keys", trusted,
+		"--to", before.UTC().Format(time.RFC3339), "--out", restored, "--mfsmaster", mfs.Path("mfsmaster")}, l.NATSFlags(natsconn.RoleReader)...)...)
 	fmt.Print(indent(out))
 	if err != nil {
 		return err

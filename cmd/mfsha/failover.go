@@ -122,7 +122,7 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 		Lease:   lease,
 		Master:  master,
 		VIP:     vip,
-		History: failover.StreamHistory{JS: p.conn.js, Cluster: f.cfg.Cluster},
+		History: failover.StreamHistory{JS: p.conn.js, Cluster: f.cfg.Cluster, Verifier: p.standby.Verifier},
 		NewShipper: func(epoch func() uint64) (failover.Shipper, error) {
 			cfg := p.ship
 			cfg.DataDir, cfg.Kind, cfg.Epoch, cfg.Live = master.DataPath(), shipper.KindMaster, epoch, p.web.live

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mfsha/mfsha/internal/config"
 	"github.com/mfsha/mfsha/internal/moosefs"
+	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/restorer"
 )
@@ -30,6 +31,7 @@ type restoreCommand struct {
 	mfsmaster string
 	work      string
 	foldUser  string
+	keys      keySettings
 }
 
 const restoreUsage = `Usage: mfsha restore [--nats URL] [--cluster NAME] (--to TIME | --version N) --out DIR
@@ -56,9 +58,17 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	s.String(&c.mfsmaster, "mfsmaster", "MFSMASTER_BIN", "mfsmaster", "the mfsmaster `binary` that folds: the cluster's MooseFS release or newer")
 	s.String(&c.work, "work", "RESTORE_WORK", "", "make the private work `directory` here (default: beside DIR, in its parent); it needs about twice the metadata's size")
 	s.String(&c.foldUser, "fold-user", "FOLD_USER", restorer.DefaultFoldUser(), "the unprivileged `user` mfsmaster folds as, when run as root")
+	c.keys.bindTrusted(s)
 	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {
 		return err
+	}
+	// --list and --dry-run read headers only and fold nothing; anything that folds verifies.
+	var verifier *sign.Verifier
+	if !c.list && !c.dryRun {
+		if verifier, err = c.keys.verifier(); err != nil {
+			return usageError{err}
+		}
 	}
 	target, err := c.target()
 	if err != nil {
@@ -102,7 +112,7 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	start := time.Now()
 	res, err := restorer.Apply(ctx, conn.js, store, plan, restorer.Options{Cluster: c.nats.cluster, OutDir: c.out, Force: c.force,
-		Mfsmaster: master, WorkDir: c.work, FoldUser: c.foldUser, Progress: progress(plan), Log: log})
+		Mfsmaster: master, WorkDir: c.work, FoldUser: c.foldUser, Verifier: verifier, Progress: progress(plan), Log: log})
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ type shipCommand struct {
 	cfg      shipper.Config
 	fo       failoverSettings
 	standby  restorer.StandbyConfig
+	keys     keySettings
 
 	noSnapshots bool
 }
@@ -67,6 +68,8 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "re-check the files this `often` even without a file event")
 	s.Duration(&c.cfg.Retention, "retention", "RETENTION", def.Retention, "keep snapshots, and the lines to roll them forward, this `long` (0: keep everything)")
 	s.Bool(&c.noSnapshots, "no-snapshots", "NO_SNAPSHOTS", false, "ship changelog lines only; upload no snapshot (retention then never purges)")
+	c.keys.bindSigning(s)
+	c.keys.bindTrusted(s)
 	c.fo.bind(s, "/var/lib/mfsha")
 	sdef := restorer.DefaultStandbyConfig()
 	s.String(&c.standby.Dir, "standby-data", "STANDBY_PATH", "/var/lib/mfsha/standby", "failover: `directory` of the metadata materialized while standing by")
@@ -84,6 +87,9 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 		if c.embedded.opts.Security.Users != "" && c.nats.conn.NKey == "" {
 			return usageError{fmt.Errorf("NATS_USERS is set but NATS_NKEY is not: the shipper authenticates to its own server too (node.nk made by mfsha init)")}
 		}
+	}
+	if c.cfg.Signer, err = c.keys.signer(); err != nil {
+		return usageError{err}
 	}
 	if c.fo.enabled() {
 		return c.runNode(ctx, log)
@@ -122,7 +128,7 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		c.cfg.Snapshots = store
+		c.cfg.Snapshots = store.WithSigner(c.cfg.Signer)
 	} else {
 		c.cfg.Retention = 0
 	}
@@ -165,6 +171,9 @@ func (c *shipCommand) runNode(ctx context.Context, log *slog.Logger) error {
 		return usageError{err}
 	}
 	c.standby.Cluster = c.nats.cluster
+	if c.standby.Verifier, err = c.keys.verifier(); err != nil { // it stands by when it loses the lease
+		return usageError{err}
+	}
 	if err := c.standby.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -183,6 +192,7 @@ func (c *shipCommand) runNode(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	store = store.WithSigner(c.cfg.Signer).WithVerifier(c.standby.Verifier)
 	if !c.noSnapshots {
 		c.cfg.Snapshots = store
 	} else {

@@ -29,6 +29,7 @@ type standbyCommand struct {
 	fo    failoverSettings
 	state string
 	ship  shipper.Config
+	keys  keySettings
 
 	noSnapshots bool
 }
@@ -60,6 +61,8 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	s.String(&c.cfg.MetaloggerDir, "metalogger", "METALOGGER_PATH", "", "a local mfsmetalogger's DATA_PATH (`directory`): its lines beyond the stream's are merged in")
 	s.String(&c.cfg.FoldUser, "fold-user", "FOLD_USER", restorer.DefaultFoldUser(), "the unprivileged `user` mfsmaster folds as, when run as root")
 	c.http.bind(s, ":9481")
+	c.keys.bindTrusted(s)
+	c.keys.bindSigning(s)
 	c.fo.bind(s, "/var/lib/mfsha")
 	shipDef := shipper.DefaultConfig()
 	c.ship = shipDef
@@ -72,6 +75,9 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	c.cfg.Cluster = c.nats.cluster
+	if c.cfg.Verifier, err = c.keys.verifier(); err != nil {
+		return usageError{err}
+	}
 	if c.fo.enabled() {
 		return c.runNode(ctx, log)
 	}
@@ -120,6 +126,9 @@ func (c *standbyCommand) runNode(ctx context.Context, log *slog.Logger) error {
 	}
 	host, _ := os.Hostname()
 	c.ship.Cluster, c.ship.Source, c.ship.DataDir, c.ship.Kind = c.nats.cluster, host, master.DataPath(), shipper.KindMaster
+	if c.ship.Signer, err = c.keys.signer(); err != nil { // it ships once promoted
+		return usageError{err}
+	}
 	if err := c.ship.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -138,6 +147,7 @@ func (c *standbyCommand) runNode(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	store = store.WithSigner(c.ship.Signer).WithVerifier(c.cfg.Verifier)
 	if !c.noSnapshots {
 		c.ship.Snapshots = store
 	} else {

@@ -47,10 +47,14 @@ func TestShipToNATSClusterSurvivesLosingANode(t *testing.T) {
 	})
 	// The shipper is given n1 alone, the node about to be powered off, so it is surely connected
 	// to the dead host: it must notice without an RST and move to the servers it learned of.
+	keys, err := l.KeyFlags()
+	if err != nil {
+		t.Fatal(err)
+	}
 	timed(t, "mfsha ship", func() error {
 		return l.Start(ctx, ProcSpec{Host: HostMasterA, Role: "ship", Argv: append([]string{bin, "ship", "--data", l.MasterDataDir(HostMasterA),
 			"--nats", l.NATSURL(HostNATS1), "--replicas", "3", "--cluster", l.Name(), "--metrics", "", "--poll", "200ms"},
-			l.NATSFlags(natsconn.RoleNode)...)})
+			append(l.NATSFlags(natsconn.RoleNode), keys...)...)})
 	})
 	nc, err := l.ConnectNATS(HostClient, urls...)
 	if err != nil {

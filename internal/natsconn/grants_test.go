@@ -22,6 +22,7 @@ import (
 	"github.com/mfsha/mfsha/internal/metafile"
 	"github.com/mfsha/mfsha/internal/natsconn"
 	"github.com/mfsha/mfsha/internal/secrets"
+	"github.com/mfsha/mfsha/internal/signtest"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
 	"github.com/mfsha/mfsha/restorer"
@@ -134,7 +135,7 @@ func metadataFile(t *testing.T, dir string, version uint64) string {
 }
 
 // shipLines runs the real shipper as c until the stream holds version last.
-func shipLines(t *testing.T, c *roleConn, last uint64) {
+func shipLines(t *testing.T, c *roleConn, keys signtest.Keys, last uint64) {
 	t.Helper()
 	dir := t.TempDir()
 	var b strings.Builder
@@ -145,6 +146,7 @@ func shipLines(t *testing.T, c *roleConn, last uint64) {
 	cfg := shipper.DefaultConfig()
 	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Retention = dir, shipper.KindMaster, grantsCluster, 0
 	cfg.Poll, cfg.RetryWait, cfg.MaxBatchBytes = 50*time.Millisecond, 100*time.Millisecond, 4096
+	cfg.Signer = keys.Signer
 	sh, err := shipper.New(cfg, c.js, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	ok(t, "shipper", err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -177,11 +179,13 @@ func TestRoleGrants(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	node := s.connect(t, natsconn.RoleNode)
+	keys := signtest.New(t) // the cluster's signing key
 
 	// node: ship, upload and manage snapshots, hold the lease, purge for retention.
-	shipLines(t, node, 300)
+	shipLines(t, node, keys, 300)
 	store, err := snapshot.Open(ctx, node.js, grantsCluster, 1)
 	ok(t, "node: snapshot.Open creates the bucket", err)
+	store = store.WithSigner(keys.Signer)
 	work := t.TempDir()
 	snap1, err := store.Upload(ctx, metadataFile(t, work, 100), snapshot.Info{Timeline: 1, Time: 1700000100, Source: "node"})
 	ok(t, "node: upload", err)
@@ -226,7 +230,7 @@ func TestRoleGrants(t *testing.T) {
 		for _, role := range []natsconn.Role{natsconn.RoleStandby, natsconn.RoleReader} {
 			t.Run(string(role), func(t *testing.T) {
 				t.Parallel()
-				readerGrants(t, ctx, s, role, snap2.Name)
+				readerGrants(t, ctx, s, role, keys, snap2.Name)
 			})
 		}
 	})
@@ -253,7 +257,7 @@ func TestRoleGrants(t *testing.T) {
 
 // readerGrants checks that role reads what restore, standby and status read, and writes
 // nothing.
-func readerGrants(t *testing.T, ctx context.Context, s secureServer, role natsconn.Role, snapName string) {
+func readerGrants(t *testing.T, ctx context.Context, s secureServer, role natsconn.Role, keys signtest.Keys, snapName string) {
 	c := s.connect(t, role)
 	// Reads, as restore, standby and status make them.
 	tls, err := stream.Timelines(ctx, c.js, grantsCluster)
@@ -261,10 +265,12 @@ func readerGrants(t *testing.T, ctx context.Context, s secureServer, role natsco
 	if len(tls) != 1 || tls[0].LastVersion != 300 {
 		t.Fatalf("timelines %+v, want one up to 300", tls)
 	}
-	_, err = restorer.LineHash(ctx, c.js, grantsCluster, tls[0], 250)
+	_, err = restorer.LineHash(ctx, c.js, keys.Verifier, grantsCluster, tls[0], 250)
 	ok(t, "line hash (seek and read a batch)", err)
 	rs, err := snapshot.Open(ctx, c.js, grantsCluster, 1)
 	ok(t, "open snapshots", err)
+	// Even holding the signing key (stolen with the credential), a reader cannot write.
+	rs = rs.WithVerifier(keys.Verifier).WithSigner(keys.Signer)
 	snaps, err := rs.List(ctx)
 	ok(t, "list snapshots", err)
 	if len(snaps) != 1 || snaps[0].Name != snapName {

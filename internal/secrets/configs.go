@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mfsha/mfsha/internal/natsconn"
+	"github.com/mfsha/mfsha/internal/sign"
 )
 
 // The configuration files Init writes: MooseFS style (KEY = value), every path filled in,
@@ -47,6 +48,9 @@ func shipConfig(o Options) []byte {
 	client(&b, o, natsconn.RoleNode)
 	fmt.Fprintf(&b, "REPLICAS = %d\n", o.replicas())
 	b.WriteString("DATA_PATH = /var/lib/mfs\nSTATE_PATH = /var/lib/mfsha\n")
+	b.WriteString("# Signs every batch and snapshot; a failover node also verifies what it folds.\n")
+	fmt.Fprintf(&b, "SIGNING_KEY = %s\n", o.path(sign.PrivateFile))
+	trusted(&b, o)
 	return b.Bytes()
 }
 
@@ -57,6 +61,8 @@ func standbyConfig(o Options) []byte {
 	fmt.Fprintf(&b, "# it the node's user instead: NATS_NKEY = %s\n", o.path(SeedFile(natsconn.RoleNode)))
 	client(&b, o, natsconn.RoleStandby)
 	b.WriteString("DATA_PATH = /var/lib/mfsha/standby\n")
+	trusted(&b, o)
+	fmt.Fprintf(&b, "# With VIP set it ships once promoted: SIGNING_KEY = %s\n", o.path(sign.PrivateFile))
 	return b.Bytes()
 }
 
@@ -64,7 +70,13 @@ func restoreConfig(o Options) []byte {
 	var b bytes.Buffer
 	header(&b, o, "mfsha restore and mfsha status (read only): mfsha restore --config restore.cfg --to TIME --out DIR")
 	client(&b, o, natsconn.RoleReader)
+	trusted(&b, o)
 	return b.Bytes()
+}
+
+// trusted writes TRUSTED_KEYS: what a reader folds must be signed by the cluster's key.
+func trusted(b *bytes.Buffer, o Options) {
+	fmt.Fprintf(b, "# Only batches and snapshots signed by these keys are folded (add the next key here first\n# to rotate).\nTRUSTED_KEYS = %s\n", o.path(sign.PublicFile))
 }
 
 func adminConfig(o Options) []byte {

@@ -147,9 +147,9 @@ func TestInitConfigsUseKnownKeys(t *testing.T) {
 	// Each file parses as KEY = value with only the keys listed for it.
 	known := map[string][]string{
 		HostConfig("n1"): {"NATS_SERVER_NAME", "NATS_LISTEN", "NATS_CLUSTER_NAME", "NATS_CLUSTER_LISTEN", "NATS_ROUTES", "STATE_PATH", "NATS_USERS", "NATS_SERVER_CERT", "NATS_SERVER_KEY", "NATS_CA"},
-		ShipConfig:       {"CLUSTER", "NATS_URL", "NATS_NKEY", "NATS_TLS_CA", "REPLICAS", "DATA_PATH", "STATE_PATH"},
-		StandbyCfg:       {"CLUSTER", "NATS_URL", "NATS_NKEY", "NATS_TLS_CA", "DATA_PATH"},
-		RestoreCfg:       {"CLUSTER", "NATS_URL", "NATS_NKEY", "NATS_TLS_CA"},
+		ShipConfig:       {"CLUSTER", "NATS_URL", "NATS_NKEY", "NATS_TLS_CA", "REPLICAS", "DATA_PATH", "STATE_PATH", "SIGNING_KEY", "TRUSTED_KEYS"},
+		StandbyCfg:       {"CLUSTER", "NATS_URL", "NATS_NKEY", "NATS_TLS_CA", "DATA_PATH", "TRUSTED_KEYS"},
+		RestoreCfg:       {"CLUSTER", "NATS_URL", "NATS_NKEY", "NATS_TLS_CA", "TRUSTED_KEYS"},
 		AdminConfig:      {"CLUSTER", "NATS_URL", "NATS_NKEY", "NATS_TLS_CA"},
 	}
 	for name, keys := range known {

@@ -75,7 +75,7 @@ func (v *Verifier) Verify(keyID, sig string, msg []byte) error {
 	}
 	k, ok := v.keys[keyID]
 	if !ok {
-		return fmt.Errorf("key id %q: %w", keyID, ErrUntrusted)
+		return fmt.Errorf("key id %s: %w", keyID, ErrUntrusted)
 	}
 	raw, err := base64.RawStdEncoding.DecodeString(sig)
 	if err != nil || len(raw) != ed25519.SignatureSize {

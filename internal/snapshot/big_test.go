@@ -82,7 +82,7 @@ func bigStore(b *testing.B, dir string) *Store {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return s
+	return withKeys(b, s)
 }
 
 // bigFile makes (or reuses, with -snapshot.dir) a synthetic metadata file of -snapshot.size

@@ -95,11 +95,19 @@ func compress(t *testing.T, b []byte) []byte {
 	return enc.EncodeAll(b, nil)
 }
 
-// contentMetadata is the metadata of snap with the size and SHA-256 of content.
-func contentMetadata(snap Snapshot, content []byte) map[string]string {
+// contentMetadata is the metadata of snap with the size and SHA-256 of content, signed by s.
+func contentMetadata(s *Store, snap Snapshot, content []byte) map[string]string {
 	sum := sha256.Sum256(content)
 	snap.Size, snap.SHA256 = int64(len(content)), hex.EncodeToString(sum[:])
-	return snap.metadata()
+	return signedMetadata(s, snap)
+}
+
+// signedMetadata is the metadata of snap signed by s's key: what a writer holding the key
+// (a shipper with a bug) would store, so that the checks behind the signature are reached.
+func signedMetadata(s *Store, snap Snapshot) map[string]string {
+	md := snap.metadata()
+	s.signMetadata(snap, md)
+	return md
 }
 
 func TestCorruptSnapshotsFailDownload(t *testing.T) {
@@ -156,19 +164,19 @@ func TestCorruptSnapshotsFailDownload(t *testing.T) {
 		{"the SHA-256 in the metadata changed", func(t *testing.T, snap Snapshot) {
 			oi, _, data := stored(t, s, snap.Name)
 			snap.SHA256 = strings.Repeat("0", 64)
-			replace(t, s, snap.Name, data, snap.metadata(), oi.Digest)
+			replace(t, s, snap.Name, data, signedMetadata(s, snap), oi.Digest)
 		}, "SHA-256"},
 		{"the size in the metadata smaller", func(t *testing.T, snap Snapshot) {
 			oi, _, data := stored(t, s, snap.Name)
 			snap.Size--
-			replace(t, s, snap.Name, data, snap.metadata(), oi.Digest)
+			replace(t, s, snap.Name, data, signedMetadata(s, snap), oi.Digest)
 		}, "metadata says "},
 		{"a truncated file stored with matching digests", func(t *testing.T, snap Snapshot) {
 			cut := content[:len(content)-100]
-			replace(t, s, snap.Name, compress(t, cut), contentMetadata(snap, cut), "")
+			replace(t, s, snap.Name, compress(t, cut), contentMetadata(s, snap, cut), "")
 		}, "end marker is missing"},
 		{"a file of another version stored with matching digests", func(t *testing.T, snap Snapshot) {
-			replace(t, s, snap.Name, compress(t, otherContent), contentMetadata(snap, otherContent), "")
+			replace(t, s, snap.Name, compress(t, otherContent), contentMetadata(s, snap, otherContent), "")
 		}, "header says version 4002 metaid 7, metadata says version " + strconv.FormatUint(version, 10)},
 		{"metadata that is not JSON", func(t *testing.T, snap Snapshot) {
 			m := nats.NewMsg(metaSubject(s.bucket, snap.Name))
@@ -255,7 +263,7 @@ func TestObjectStoreCompatibility(t *testing.T) {
 	}
 
 	name := stream.SnapshotName(2, snap.Version)
-	if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: name, Metadata: contentMetadata(Snapshot{Name: name, Timeline: 2,
+	if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: name, Metadata: contentMetadata(s, Snapshot{Name: name, Timeline: 2,
 		Version: snap.Version, MetaID: snap.MetaID, Time: 5}, content),
 		Opts: &jetstream.ObjectMetaOptions{ChunkSize: 1000}}, bytes.NewReader(compress(t, content))); err != nil {
 		t.Fatal(err)

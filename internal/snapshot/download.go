@@ -24,7 +24,10 @@ const progressStep = 4 << 20
 
 // Download streams a snapshot, decompressed, to w, and verifies as it goes: the stored chunks
 // (all present, the object store's digest), the uncompressed size and SHA-256 against the
-// metadata, and the metadata file's signature, end marker, version and metaid. It is
+// metadata, and the metadata file's signature, end marker, version and metaid. The object's
+// metadata must first carry a signature by a trusted key (see WithVerifier): otherwise nothing
+// is read and the error names the object and wraps sign.ErrUnsigned, sign.ErrUntrusted or
+// sign.ErrBadSignature. It is
 // ErrNotFound if no snapshot is stored under name, ErrCorrupt (naming the object and what is
 // wrong) if any check fails. On an error w may have received part of the data: use
 // DownloadFile to get all or nothing. progress may be nil.
@@ -38,6 +41,9 @@ func (s *Store) Download(ctx context.Context, name string, w io.Writer, progress
 	}
 	snap, err := fromInfo(oi)
 	if err != nil {
+		return snap, fmt.Errorf("download: %w", err)
+	}
+	if err := s.verify(oi, snap); err != nil {
 		return snap, fmt.Errorf("download: %w", err)
 	}
 	corrupt := func(format string, args ...any) error {

@@ -29,6 +29,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -133,6 +134,9 @@ type Store struct {
 	stream jetstream.Stream // the bucket's stream, for the chunks
 	bucket string
 	opts   Options
+
+	signer   *sign.Signer   // signs uploads; see WithSigner
+	verifier *sign.Verifier // checks downloads; see WithVerifier
 }
 
 // Open is OpenWith with DefaultOptions and the given replicas.

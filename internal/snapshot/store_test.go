@@ -18,6 +18,7 @@ import (
 	"github.com/mfsha/mfsha/internal/jstest"
 	"github.com/mfsha/mfsha/internal/metafile"
 	"github.com/mfsha/mfsha/internal/mfstest"
+	"github.com/mfsha/mfsha/internal/signtest"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -30,13 +31,19 @@ func testOptions() Options {
 	return o
 }
 
+// openStore opens a store that signs and verifies with a key pair of the test's own.
 func openStore(t *testing.T) *Store {
 	t.Helper()
 	s, err := OpenWith(context.Background(), jstest.Start(t), "t", testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return withKeys(t, s)
+}
+
+func withKeys(t testing.TB, s *Store) *Store {
+	k := signtest.New(t)
+	return s.WithSigner(k.Signer).WithVerifier(k.Verifier)
 }
 
 // storedMsgs is how many messages the bucket's stream holds: chunks and metadata.
@@ -263,6 +270,7 @@ func TestListReportsForeignObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s = withKeys(t, s)
 	path, _ := mfstest.MakeMetadata(t, t.TempDir(), 7, 10)
 	snap, err := s.Upload(ctx, path, Info{Timeline: 1, Time: 1})
 	if err != nil {

@@ -17,7 +17,8 @@ import (
 )
 
 // Upload stores the metadata file at path as stream.SnapshotName(info.Timeline, version),
-// zstd-compressed, with its size and SHA-256, in one pass over the file.
+// zstd-compressed, with its size and SHA-256, signed (see WithSigner; without a signer it fails
+// before reading anything), in one pass over the file.
 //
 //   - The file is checked first (metafile.CheckFile: header and end marker). A file that is
 //     not a complete metadata file is refused before anything is sent; the error names the
@@ -36,6 +37,9 @@ import (
 func (s *Store) Upload(ctx context.Context, path string, info Info) (Snapshot, error) {
 	if info.Timeline == 0 {
 		return Snapshot{}, fmt.Errorf("upload %s: timeline 0: timelines start at 1", path)
+	}
+	if s.signer == nil {
+		return Snapshot{}, fmt.Errorf("upload %s: %w", path, errNoSigner)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -147,7 +151,9 @@ func (s *Store) put(ctx context.Context, src *source, name string, info Info, pr
 	if secs, err := moosefs.ReadSections(src.f, src.size, src.path); err == nil {
 		snap.MooseFS = moosefs.Needs(secs).Release()
 	}
-	if err := s.publishMeta(ctx, w.info(name, snap.metadata()), prev); err != nil {
+	md := snap.metadata()
+	s.signMetadata(snap, md)
+	if err := s.publishMeta(ctx, w.info(name, md), prev); err != nil {
 		return Snapshot{}, fmt.Errorf("upload %s: %w", src.path, err)
 	}
 	return snap, nil

@@ -69,6 +69,11 @@ func StartNode(ctx context.Context, l *lab.Lab, spec NodeSpec) error {
 	} else {
 		argv = append(argv, "--data", filepath.Join(dir, "standby"), "--state", filepath.Join(dir, "mfsha"))
 	}
+	keys, err := l.KeyFlags() // a failover node ships and stands by: it signs and verifies
+	if err != nil {
+		return err
+	}
+	argv = append(argv, keys...)
 	argv = append(argv, spec.Extra...)
 	ps := lab.ProcSpec{Host: spec.Host, Role: RoleNode, Argv: argv}
 	metrics := NodeMetricsAddr(l, spec.Host)

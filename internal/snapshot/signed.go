@@ -1,0 +1,57 @@
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mfsha/mfsha/internal/sign"
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+// errNoSigner and errNoVerifier: a store used to upload or download without its key. There
+// is no unsigned mode: a snapshot is the base every restore and promotion folds onto.
+var (
+	errNoSigner   = errors.New("no signing key (SIGNING_KEY; make one with mfsha init)")
+	errNoVerifier = errors.New("no trusted public key (TRUSTED_KEYS; make them with mfsha init)")
+)
+
+// WithSigner returns a store that signs what it uploads with s (Upload needs one).
+func (s *Store) WithSigner(sg *sign.Signer) *Store {
+	c := *s
+	c.signer = sg
+	return &c
+}
+
+// WithVerifier returns a store that checks what it downloads against v (Download needs one).
+func (s *Store) WithVerifier(v *sign.Verifier) *Store {
+	c := *s
+	c.verifier = v
+	return &c
+}
+
+// signedBytes is what a snapshot's signature covers (see stream.SnapshotSigned).
+func (s *Store) signedBytes(snap Snapshot) []byte {
+	return stream.SnapshotSigned(s.bucket, snap.Name, snap.Timeline, snap.Version, snap.MetaID, snap.Time, snap.Size, snap.SHA256, snap.Source, snap.MooseFS)
+}
+
+// signMetadata adds the signature of snap to its object metadata md.
+func (s *Store) signMetadata(snap Snapshot, md map[string]string) {
+	md[stream.SnapKeyID] = s.signer.KeyID()
+	md[stream.SnapSig] = s.signer.Sign(s.signedBytes(snap))
+}
+
+// verify checks the signature in an object's metadata against the decoded snapshot, before
+// any of its data is read. The error names the object and wraps sign.ErrUnsigned,
+// sign.ErrUntrusted or sign.ErrBadSignature.
+func (s *Store) verify(oi *jetstream.ObjectInfo, snap Snapshot) error {
+	if s.verifier == nil {
+		return fmt.Errorf("snapshot object %s/%s: %w", s.bucket, snap.Name, errNoVerifier)
+	}
+	md := oi.Metadata
+	if err := s.verifier.Verify(md[stream.SnapKeyID], md[stream.SnapSig], s.signedBytes(snap)); err != nil {
+		return fmt.Errorf("snapshot object %s/%s: refused: %w", s.bucket, snap.Name, err)
+	}
+	return nil
+}
