@@ -79,6 +79,9 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 		return usageError{err}
 	}
 	if c.fo.enabled() {
+		if c.ship.Signer, err = c.keys.signer(); err != nil { // it ships once promoted
+			return usageError{err}
+		}
 		return c.runNode(ctx, log)
 	}
 	if err := c.cfg.Validate(); err != nil {
@@ -126,9 +129,6 @@ func (c *standbyCommand) runNode(ctx context.Context, log *slog.Logger) error {
 	}
 	host, _ := os.Hostname()
 	c.ship.Cluster, c.ship.Source, c.ship.DataDir, c.ship.Kind = c.nats.cluster, host, master.DataPath(), shipper.KindMaster
-	if c.ship.Signer, err = c.keys.signer(); err != nil { // it ships once promoted
-		return usageError{err}
-	}
 	if err := c.ship.Validate(); err != nil {
 		return usageError{err}
 	}
