@@ -1,8 +1,10 @@
 package snapshot
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -54,4 +56,25 @@ func (s *Store) verify(oi *jetstream.ObjectInfo, snap Snapshot) error {
 		return fmt.Errorf("snapshot object %s/%s: refused: %w", s.bucket, snap.Name, err)
 	}
 	return nil
+}
+
+// signedByUs reports whether an object's metadata carries a valid signature by this store's
+// own key.
+func (s *Store) signedByUs(oi *jetstream.ObjectInfo, snap Snapshot) bool {
+	md := oi.Metadata
+	if md[stream.SnapKeyID] != s.signer.KeyID() {
+		return false
+	}
+	v, err := sign.NewVerifier(s.signer.Public())
+	return err == nil && v.Verify(md[stream.SnapKeyID], md[stream.SnapSig], s.signedBytes(snap)) == nil
+}
+
+// resign replaces a stored object's metadata by the same, signed with this store's key, if
+// the metadata is still the one at sequence prev (else errRaced).
+func (s *Store) resign(ctx context.Context, oi *jetstream.ObjectInfo, snap Snapshot, prev uint64) error {
+	md := maps.Clone(oi.Metadata)
+	s.signMetadata(snap, md)
+	c := *oi
+	c.Metadata = md
+	return s.publishMeta(ctx, &c, prev)
 }

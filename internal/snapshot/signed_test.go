@@ -112,3 +112,39 @@ func TestStoreNeedsItsKeys(t *testing.T) {
 		t.Errorf("download of the old key's snapshot trusting only the new key: %v; want ErrUntrusted", err)
 	}
 }
+
+// TestUploadSignsAStoredCopy: the same file stored unsigned (before signatures existed) or
+// signed by the previous key is signed again by the next upload, without sending it again.
+func TestUploadSignsAStoredCopy(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	path, _ := mfstest.MakeMetadata(t, t.TempDir(), 7, 2000)
+	snap, err := s.Upload(ctx, path, Info{Timeline: 1, Time: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oi, _, data := stored(t, s, snap.Name)
+	replace(t, s, snap.Name, data, snap.metadata(), oi.Digest) // unsigned
+	before := storedMsgs(t, s)
+	if _, err := s.Upload(ctx, path, Info{Timeline: 1, Time: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Download(ctx, snap.Name, &bytes.Buffer{}, nil); err != nil {
+		t.Fatalf("after signing the stored copy: %v", err)
+	}
+	next := signtest.New(t)
+	rotated := s.WithSigner(next.Signer).WithVerifier(next.Verifier)
+	if _, err := rotated.Download(ctx, snap.Name, &bytes.Buffer{}, nil); !errors.Is(err, sign.ErrUntrusted) {
+		t.Fatalf("the next key's reader before the upload: %v; want ErrUntrusted", err)
+	}
+	if _, err := rotated.Upload(ctx, path, Info{Timeline: 1, Time: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotated.Download(ctx, snap.Name, &bytes.Buffer{}, nil); err != nil {
+		t.Fatalf("the next key's reader after the upload: %v", err)
+	}
+	// Two metadata rewrites (each replaces the previous by rollup), no chunk sent again.
+	if got := storedMsgs(t, s); got != before {
+		t.Fatalf("the bucket holds %d messages, %d before: the file was sent again", got, before)
+	}
+}

@@ -28,7 +28,7 @@ import (
 //     if the file shrank or changed under it, Upload fails naming the file.
 //   - It is idempotent: when the same file (same size and SHA-256) is already stored under
 //     that name, nothing is sent and the stored snapshot is returned, with its stored Time and
-//     Source. This costs one read of the file. A different file under that name is
+//     Source; only its metadata is signed again when it is not signed by this store's key. This costs one read of the file. A different file under that name is
 //     ErrConflict, returned with the stored snapshot; a stored object with bad metadata is
 //     ErrCorrupt.
 //   - On any error nothing is stored: chunks already sent are purged, and the snapshot becomes
@@ -64,7 +64,20 @@ func (s *Store) Upload(ctx context.Context, path string, info Info) (Snapshot, e
 			if err != nil {
 				return Snapshot{}, fmt.Errorf("upload %s: %w", path, err)
 			}
-			return have, src.same(have)
+			if err := src.same(have); err != nil || s.signedByUs(oi, have) {
+				return have, err
+			}
+			// The same file, stored unsigned (before signatures existed) or signed by another
+			// key (a rotation): sign its metadata with ours, so that readers take it. The
+			// chunks stay; a download still checks them against the size and SHA-256 signed.
+			err = s.resign(ctx, oi, have, prev)
+			if errors.Is(err, errRaced) && attempt < 3 {
+				continue
+			}
+			if err != nil {
+				return have, fmt.Errorf("upload %s: %w", path, err)
+			}
+			return have, nil
 		case err == nil: // a deleted object's marker: replace it
 		case errors.Is(err, ErrNotFound):
 			prev = 0
