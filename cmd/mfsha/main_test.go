@@ -25,6 +25,7 @@ import (
 
 	"github.com/mfsha/mfsha/internal/jstest"
 	"github.com/mfsha/mfsha/internal/mfstest"
+	"github.com/mfsha/mfsha/internal/signtest"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -167,6 +168,7 @@ func waitMetric(t *testing.T, d *daemon, addr, name string, want float64) {
 }
 
 func TestBadFlagsAndSettingsExit2(t *testing.T) {
+	keys := signtest.New(t)
 	mfsmaster := mfstest.Mfsmaster(t).Path
 	masterCfg := filepath.Join(t.TempDir(), "mfsmaster.cfg")
 	os.WriteFile(masterCfg, []byte("DATA_PATH = "+t.TempDir()+"\n"), 0o644)
@@ -182,8 +184,9 @@ func TestBadFlagsAndSettingsExit2(t *testing.T) {
 		{[]string{"ship", "--config", cfg}, cfg + " line 2"},
 		{[]string{"ship", "--cluster", "a.b"}, "CLUSTER"},
 		{[]string{"ship", "--log-level", "loud"}, "LOG_LEVEL"},
-		{[]string{"ship", "--data", t.TempDir(), "--vip", "10.0.0.100/24", "--mfsmaster-config", masterCfg, "--mfsmaster", mfsmaster}, "NATS_URL and NATS_ROUTES"},
-		{[]string{"standby", "--nats", "nats://127.0.0.1:1", "--fold-lines", "0"}, "FOLD_LINES"},
+		{[]string{"ship", "--data", t.TempDir(), "--vip", "10.0.0.100/24", "--mfsmaster-config", masterCfg, "--mfsmaster", mfsmaster,
+			"--signing-key", keys.Private, "--trusted-keys", keys.Public}, "NATS_URL and NATS_ROUTES"},
+		{[]string{"standby", "--nats", "nats://127.0.0.1:1", "--fold-lines", "0", "--trusted-keys", keys.Public}, "FOLD_LINES"},
 		{[]string{"restore", "--to", "yesterday", "--out", t.TempDir()}, "--to"},
 		{[]string{"restore", "--version", "5"}, "--out"},
 		{[]string{"restore", "--version", "5", "--out", t.TempDir(), "--fold-user", "root"}, "FOLD_USER"},
@@ -208,11 +211,14 @@ func TestShipRestoreAndExitStatuses(t *testing.T) {
 	url := js.Conn().ConnectedUrl()
 	const cluster = "cmdtest"
 	common := []string{"--nats", url, "--cluster", cluster, "--no-snapshots"}
+	keys := signtest.New(t)
+	shipping := append([]string{"--signing-key", keys.Private}, common...)    // the shipper signs
+	reading := append([]string{"--trusted-keys", keys.Public}, common[:4]...) // restore verifies
 
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "changelog.0.mfs"), []byte(lines(1, 100)), 0o644)
 	addr := freePort(t)
-	d := start(t, append([]string{"ship", "--data", dir, "--metrics", addr}, common...)...)
+	d := start(t, append([]string{"ship", "--data", dir, "--metrics", addr}, shipping...)...)
 	waitMetric(t, d, addr, "mfsha_ship_last_version", 100)
 	waitMetric(t, d, addr, "mfsha_ship_gap", 0)
 	d.cmd.Process.Signal(syscall.SIGTERM)
@@ -222,23 +228,23 @@ func TestShipRestoreAndExitStatuses(t *testing.T) {
 
 	// --list and --dry-run change nothing.
 	out := t.TempDir()
-	code, stdout, stderr := run(t, append([]string{"restore", "--list"}, common[:4]...)...)
+	code, stdout, stderr := run(t, append([]string{"restore", "--list"}, reading...)...)
 	if code != 0 || !strings.Contains(stdout, "TIMELINE") || !regexpLine(stdout, `^1\s+-\s+1\s+\S+\s+100\s`) {
 		t.Fatalf("restore --list: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	code, stdout, stderr = run(t, append([]string{"restore", "--dry-run", "--version", "50", "--out", out}, common[:4]...)...)
+	code, stdout, stderr = run(t, append([]string{"restore", "--dry-run", "--version", "50", "--out", out}, reading...)...)
 	if code != 0 || !strings.Contains(stdout, "plan: restore to version 50 from an empty file system (version 1), then changelog lines 1..50 of timeline 1") {
 		t.Fatalf("restore --dry-run: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 0 {
 		t.Fatalf("restore --dry-run wrote %v", ents)
 	}
-	code, _, stderr = run(t, append([]string{"restore", "--version", "500", "--out", out}, common[:4]...)...)
+	code, _, stderr = run(t, append([]string{"restore", "--version", "500", "--out", out}, reading...)...)
 	if code != exitError || !strings.Contains(stderr, "after the newest") || !strings.Contains(stderr, "versions 1..100") {
 		t.Fatalf("restore past the newest: exit %d, %s", code, stderr)
 	}
 	mfstest.RequireMooseFS(t)
-	code, stdout, stderr = run(t, append([]string{"restore", "--version", "50", "--out", out, "--mfsmaster", mfstest.Mfsmaster(t).Path}, common[:4]...)...)
+	code, stdout, stderr = run(t, append([]string{"restore", "--version", "50", "--out", out, "--mfsmaster", mfstest.Mfsmaster(t).Path}, reading...)...)
 	if code != 0 || !strings.Contains(stdout, "version 51 (50 lines applied") {
 		t.Fatalf("restore --version 50: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -249,13 +255,13 @@ func TestShipRestoreAndExitStatuses(t *testing.T) {
 	// A gap: the next files start at 150, the stream needs 101.
 	gap := t.TempDir()
 	os.WriteFile(filepath.Join(gap, "changelog.0.mfs"), []byte(lines(150, 160)), 0o644)
-	code, _, stderr = run(t, append([]string{"ship", "--data", gap, "--metrics", ""}, common...)...)
+	code, _, stderr = run(t, append([]string{"ship", "--data", gap, "--metrics", ""}, shipping...)...)
 	if code != exitGap || !strings.Contains(stderr, "version 101") {
 		t.Fatalf("gap: exit %d, want %d naming version 101; log:\n%s", code, exitGap, stderr)
 	}
 
 	// Another writer appends while this one ships.
-	d = start(t, append([]string{"ship", "--data", dir, "--metrics", addr}, common...)...)
+	d = start(t, append([]string{"ship", "--data", dir, "--metrics", addr}, shipping...)...)
 	waitMetric(t, d, addr, "mfsha_ship_last_version", 100)
 	publishForeign(t, js, cluster, 101, 105)
 	f, _ := os.OpenFile(filepath.Join(dir, "changelog.0.mfs"), os.O_APPEND|os.O_WRONLY, 0)
@@ -280,7 +286,7 @@ func TestShipRestoreAndExitStatuses(t *testing.T) {
 		!strings.Contains(stdout, fmt.Sprintf("stream message %d is unusable", ack.Sequence)) {
 		t.Fatalf("status with a bad last batch: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	code, stdout, stderr = run(t, append([]string{"restore", "--force", "--version", "100", "--out", out, "--mfsmaster", mfstest.Mfsmaster(t).Path}, common[:4]...)...)
+	code, stdout, stderr = run(t, append([]string{"restore", "--force", "--version", "100", "--out", out, "--mfsmaster", mfstest.Mfsmaster(t).Path}, reading...)...)
 	if code != 0 || !strings.Contains(stdout, "version 101 (100 lines applied") {
 		t.Fatalf("restore before the bad batch: exit %d\n%s\n%s", code, stdout, stderr)
 	}

@@ -63,13 +63,6 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// --list and --dry-run read headers only and fold nothing; anything that folds verifies.
-	var verifier *sign.Verifier
-	if !c.list && !c.dryRun {
-		if verifier, err = c.keys.verifier(); err != nil {
-			return usageError{err}
-		}
-	}
 	target, err := c.target()
 	if err != nil {
 		return usageError{err}
@@ -85,6 +78,13 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	if _, err := restorer.LookupFoldUser(c.foldUser); err != nil {
 		return usageError{err}
+	}
+	// --list and --dry-run read headers only and fold nothing; anything that folds verifies.
+	var verifier *sign.Verifier
+	if !c.list && !c.dryRun {
+		if verifier, err = c.keys.verifier(); err != nil {
+			return usageError{err}
+		}
 	}
 	conn, err := connect(ctx, c.nats, nil, "", "mfsha restore", 30*time.Second, log)
 	if err != nil {
