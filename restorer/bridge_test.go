@@ -87,7 +87,7 @@ func TestRestoreChecksTheResultVersion(t *testing.T) {
 	os.WriteFile(linesFile, []byte(history(30, 35)), 0o644)
 	out := t.TempDir()
 	p := Plan{Timeline: stream.Timeline{Timeline: 1, FirstVersion: 1, LastVersion: 35}, BaseFile: base, LinesFile: linesFile, From: 30, To: 35}
-	_, err := Apply(context.Background(), nil, nil, p, Options{Cluster: cluster, OutDir: out, Mfsmaster: mfstest.Mfsmaster(t)})
+	_, err := Apply(context.Background(), nil, nil, p, Options{Cluster: cluster, OutDir: out, Mfsmaster: mfstest.Mfsmaster(t), Verifier: testVerifier})
 	want := fmt.Sprintf("restored metadata has version %d, want 36", version)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v; want an error saying %q", err, want)

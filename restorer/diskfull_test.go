@@ -175,6 +175,7 @@ func TestStandbyCutsAGluedLineAtStart(t *testing.T) {
 	cfg := DefaultStandbyConfig()
 	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 1000, time.Second, 50*time.Millisecond
 	cfg.Mfsmaster = mfstest.Mfsmaster(t)
+	cfg.Verifier = testVerifier
 	sb, err := NewStandby(cfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -313,7 +313,7 @@ func (w *workload) checkStream(lines [][]byte) {
 		}
 		from, to := lineVersion(t, lines[start]), lineVersion(t, lines[i-1])
 		var got bytes.Buffer
-		if _, err := streamLines(w.ctx, w.c.js, cluster, Plan{Timeline: tls[0], From: from, To: to}, &got); err != nil {
+		if _, err := streamLines(w.ctx, w.c.js, &batchCheck{v: testVerifier}, cluster, Plan{Timeline: tls[0], From: from, To: to}, &got); err != nil {
 			t.Fatalf("stream lines %d..%d: %v", from, to, err)
 		}
 		want := append(bytes.Join(lines[start:i], []byte{'\n'}), '\n')
@@ -347,7 +347,7 @@ func (w *workload) restore(target Target) (string, Plan) {
 		t.Fatalf("plan %s: %v", target, err)
 	}
 	out := t.TempDir()
-	if _, err := Apply(w.ctx, w.c.js, w.c.store, p, Options{Cluster: cluster, OutDir: out, Mfsmaster: mfstest.Mfsmaster(t)}); err != nil {
+	if _, err := Apply(w.ctx, w.c.js, w.c.store, p, Options{Cluster: cluster, OutDir: out, Mfsmaster: mfstest.Mfsmaster(t), Verifier: testVerifier}); err != nil {
 		t.Fatalf("restore to %s: %v", target, err)
 	}
 	return filepath.Join(out, "metadata.mfs"), p
