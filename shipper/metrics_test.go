@@ -47,6 +47,7 @@ func TestMetricsThroughTheRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Poll, cfg.MaxBatchBytes = dir, KindMaster, testCluster, 20e6, 4<<10
+	cfg.Signer = n.keys.Signer
 	sh, err := New(cfg, n.js, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(reg))
 	if err != nil {
 		t.Fatal(err)
