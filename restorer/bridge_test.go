@@ -29,6 +29,7 @@ func TestRestoreAcrossABridgedHole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store = store.WithSigner(testSigner).WithVerifier(testVerifier)
 	dir := t.TempDir()
 	src, version := mfstest.MakeMetadata(t, t.TempDir(), 77, 28) // f2..f29: the state after line 29
 	if version != 30 {
