@@ -11,6 +11,7 @@ import (
 
 	"github.com/mfsha/mfsha/failover"
 	"github.com/mfsha/mfsha/internal/natsconn"
+	"github.com/mfsha/mfsha/internal/signtest"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -25,7 +26,7 @@ func TestReaderPushConsumerWritesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	node := s.connect(t, natsconn.RoleNode)
-	shipLines(t, node, 50)
+	shipLines(t, node, signtest.New(t), 50)
 	lease, err := failover.OpenLease(ctx, node.js, grantsCluster, 10*time.Minute, 1)
 	ok(t, "lease", err)
 	rev, err := lease.Acquire(ctx, failover.LeaseRecord{Holder: "node", State: "held", Since: time.Now()}, 0)
