@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mfsha/mfsha/internal/mfstest"
+	"github.com/mfsha/mfsha/internal/stream"
 )
 
 // TestRestoreOutputSafety: found by trying it, a dangling metadata.mfs symlink was replaced
@@ -172,6 +173,34 @@ func TestHandOverGivesTheFilesToTheMaster(t *testing.T) {
 		}
 		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != u.UID || int(st.Gid) != u.GID {
 			t.Fatalf("%s handed over as %d:%d, want DATA_PATH's owner %d:%d", n, st.Uid, st.Gid, u.UID, u.GID)
+		}
+	}
+}
+
+// TestRestoreWorkOnAnotherFileSystem: with the work directory on another file system (a
+// tmpfs here) the result is copied into --out, synced and renamed; nothing stays behind.
+func TestRestoreWorkOnAnotherFileSystem(t *testing.T) {
+	js, store, _ := shipped(t)
+	work := smallFS(t, 64<<20)
+	out := t.TempDir()
+	ctx := context.Background()
+	tls, _ := stream.Timelines(ctx, js, cluster)
+	snaps, _ := store.List(ctx)
+	p, err := CalcPlan(tls, snaps, 0, Target{Version: 2500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, WorkDir: work, Mfsmaster: mfstest.Mfsmaster(t)})
+	if err != nil || o.Version != 2501 {
+		t.Fatalf("restore with the work directory on another file system: %+v, %v", o, err)
+	}
+	if names := files(t, filepath.Join(out, "metadata.mfs")); len(names) != 2499 {
+		t.Fatalf("restored %d names, want f2..f2500", len(names))
+	}
+	for _, d := range []string{work, out} {
+		ents, _ := os.ReadDir(d)
+		if (d == work && len(ents) != 0) || (d == out && len(ents) != 1) {
+			t.Fatalf("left behind in %s: %v", d, ents)
 		}
 	}
 }
