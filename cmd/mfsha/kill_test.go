@@ -11,6 +11,7 @@ import (
 
 	"github.com/mfsha/mfsha/internal/jstest"
 	"github.com/mfsha/mfsha/internal/mfstest"
+	"github.com/mfsha/mfsha/internal/signtest"
 )
 
 // TestRestoreKilledLeavesNothingInOut: found by trying it, a restore killed with SIGKILL left
@@ -24,10 +25,12 @@ func TestRestoreKilledLeavesNothingInOut(t *testing.T) {
 	url := js.Conn().ConnectedUrl()
 	const cluster = "killtest"
 	nats := []string{"--nats", url, "--cluster", cluster}
+	keys := signtest.New(t)
+	reading := append([]string{"--trusted-keys", keys.Public}, nats...) // restore verifies
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "changelog.0.mfs"), []byte(lines(1, 100)), 0o644)
 	addr := freePort(t)
-	d := start(t, append([]string{"ship", "--no-snapshots", "--data", dir, "--metrics", addr}, nats...)...)
+	d := start(t, append([]string{"ship", "--no-snapshots", "--signing-key", keys.Private, "--data", dir, "--metrics", addr}, nats...)...)
 	waitMetric(t, d, addr, "mfsha_ship_last_version", 100)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	d.wait(t)
@@ -41,7 +44,7 @@ func TestRestoreKilledLeavesNothingInOut(t *testing.T) {
 	}
 	parent := t.TempDir()
 	out := filepath.Join(parent, "out")
-	cmd := exec.Command(binary, append([]string{"restore", "--version", "50", "--out", out, "--mfsmaster", gate}, nats...)...)
+	cmd := exec.Command(binary, append([]string{"restore", "--version", "50", "--out", out, "--mfsmaster", gate}, reading...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -73,7 +76,7 @@ func TestRestoreKilledLeavesNothingInOut(t *testing.T) {
 	if ents, _ := os.ReadDir(out); len(ents) != 0 {
 		t.Fatalf("after SIGKILL, --out holds %v; want nothing", ents)
 	}
-	code, stdout, stderr := run(t, append([]string{"restore", "--version", "50", "--out", out, "--mfsmaster", real}, nats...)...)
+	code, stdout, stderr := run(t, append([]string{"restore", "--version", "50", "--out", out, "--mfsmaster", real}, reading...)...)
 	if code != 0 || !strings.Contains(stdout, "version 51") {
 		t.Fatalf("the next restore: exit %d\n%s\n%s", code, stdout, stderr)
 	}
