@@ -63,13 +63,15 @@ for u in mfsha-nats mfsha-ship mfsha-standby; do
 done
 echo "== systemd-analyze security (installed units; with the failover drop-in)"
 for u in mfsha-nats mfsha-ship mfsha-standby; do
-	systemd-analyze security --offline=yes --root="$r" --threshold=40 $u.service | tail -1
+	out=$(systemd-analyze security --offline=yes --root="$r" --threshold=40 $u.service) || fail "$u: exposure above 4.0: $(echo "$out" | tail -1)"
+	echo "$out" | tail -1
 done
 for u in mfsha-ship mfsha-standby; do
 	mkdir -p "$r/etc/systemd/system/$u.service.d"
 	cp "$r/usr/share/doc/mfsha/examples/failover.conf" "$r/etc/systemd/system/$u.service.d/failover.conf"
 	inroot systemd-analyze verify --man=no /lib/systemd/system/$u.service || fail "verify $u with failover.conf"
-	systemd-analyze security --offline=yes --root="$r" --threshold=40 $u.service | sed "s/: /+failover.conf: /" | tail -1
+	out=$(systemd-analyze security --offline=yes --root="$r" --threshold=40 $u.service) || fail "$u with failover.conf: exposure above 4.0: $(echo "$out" | tail -1)"
+	echo "$out" | tail -1 | sed "s/: /+failover.conf: /"
 	rm -r "$r/etc/systemd/system/$u.service.d"
 done
 
