@@ -46,8 +46,8 @@ ML=%q
 M=%q
 mkdir -p "$M"
 cp -f "$ML"/changelog_ml*.mfs "$ML"/metadata_ml.mfs.back "$M"/ 2>/dev/null
-exec mfsmaster -c %q -a >>%q 2>&1
-`, l.MetaloggerDataDir(HostMasterB), l.MasterDataDir(HostMasterB), masterCfg, l.LogPath(HostMasterB, "keepalived-promote")),
+exec %q -c %q -a >>%q 2>&1
+`, l.MetaloggerDataDir(HostMasterB), l.MasterDataDir(HostMasterB), l.cfg.MooseFS.Path("mfsmaster"), masterCfg, l.LogPath(HostMasterB, "keepalived-promote")),
 	}
 	for path, text := range scripts {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -159,7 +159,7 @@ func TestClusterWriteReadAndMetalogger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := info.Version, "3.0.117"; got != want {
+	if got, want := info.Version, testMooseFS(t).Version.String(); got != want {
 		t.Errorf("master version: got %s, want %s", got, want)
 	}
 	before := info.MetaVersion
