@@ -221,6 +221,12 @@ func TestRoleGrants(t *testing.T) {
 	node.denied(t, "node: delete lease bucket", func(ctx context.Context) error {
 		return node.js.DeleteKeyValue(ctx, stream.LeaseBucket(grantsCluster))
 	})
+	node.denied(t, "node: change the changelog's limits", func(ctx context.Context) error {
+		cfg := st.CachedInfo().Config
+		cfg.MaxAge = time.Second
+		_, err := node.js.UpdateStream(ctx, cfg)
+		return err
+	})
 	node.denied(t, "node: another cluster's stream", func(ctx context.Context) error {
 		_, err := node.js.Publish(ctx, "mfsha.other.log.1", []byte("x"))
 		return err

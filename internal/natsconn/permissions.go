@@ -40,8 +40,8 @@ func Unrestricted(role Role) bool { return role == RoleAdmin }
 // A node adds:
 //   - publish the changelog (mfsha.CLUSTER.log.>), snapshot chunks and metadata ($O.BUCKET.>),
 //     the lease, node records and switchover requests ($KV.BUCKET.>)
-//   - STREAM.CREATE and STREAM.UPDATE of its three streams (ensureStream, snapshot.Open,
-//     OpenLease's CreateOrUpdateKeyValue)
+//   - STREAM.CREATE of its three streams (ensureStream, snapshot.Open, OpenLease), and
+//     STREAM.UPDATE of the lease bucket only (OpenLease's CreateOrUpdateKeyValue)
 //   - STREAM.PURGE of the changelog (retention) and of the snapshot bucket (a deleted
 //     snapshot's chunks, orphans)
 //   - STREAM.LEADER.STEPDOWN of the lease stream (failover.KeepLeaderOff)
@@ -93,8 +93,12 @@ func GrantsFor(role Role, cluster, pub string) *Grants {
 		"$JS.API.STREAM.LEADER.STEPDOWN."+lease,
 	)
 	for _, st := range all {
-		g.PubAllow = append(g.PubAllow, "$JS.API.STREAM.CREATE."+st, "$JS.API.STREAM.UPDATE."+st)
+		g.PubAllow = append(g.PubAllow, "$JS.API.STREAM.CREATE."+st)
 	}
+	// Only the lease bucket is updated (OpenLease's CreateOrUpdateKeyValue: TTL, replicas).
+	// The changelog and snapshot streams are created, never updated: a node may not shorten
+	// their limits (a MaxAge of a second would empty them).
+	g.PubAllow = append(g.PubAllow, "$JS.API.STREAM.UPDATE."+lease)
 	return g
 }
 
