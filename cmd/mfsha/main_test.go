@@ -190,6 +190,9 @@ func TestBadFlagsAndSettingsExit2(t *testing.T) {
 		{[]string{"restore", "--to", "yesterday", "--out", t.TempDir()}, "--to"},
 		{[]string{"restore", "--version", "5"}, "--out"},
 		{[]string{"restore", "--version", "5", "--out", t.TempDir(), "--fold-user", "root"}, "FOLD_USER"},
+		{[]string{"restore", "--version", "5", "--out", t.TempDir(), "--mfsmaster", "/nonexistent/mfsmaster"}, "/nonexistent/mfsmaster"},
+		{[]string{"restore", "--version", "5", "--out", t.TempDir(), "--mfsmaster", "/bin/true"}, "MFSMASTER_BIN"},
+		{[]string{"standby", "--nats", "nats://127.0.0.1:1", "--mfsmaster", "mfsmaster-none", "--trusted-keys", keys.Public}, "mfsmaster-none"},
 	} {
 		code, _, stderr := run(t, tc.args...)
 		if code != exitUsage || !strings.Contains(stderr, tc.want) {
