@@ -3,6 +3,7 @@ package shipper
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,10 @@ type Config struct {
 	// Signer signs every batch (see stream.SignedHeader); required: readers refuse what is
 	// unsigned. Snapshots are signed by the SnapshotStore (snapshot.Store.WithSigner).
 	Signer *sign.Signer
+	// Trusted, when set, holds further keys (TRUSTED_KEYS) whose batch may end the stream
+	// when shipping resumes: the previous key during a rotation. The Signer's own key is
+	// always trusted.
+	Trusted *sign.Verifier
 	// Epoch, when set, gives the fencing epoch put into every batch's headers.
 	Epoch func() uint64
 	// Snapshots, when set, receives every new metadata snapshot; Retention > 0 then prunes
@@ -105,6 +110,8 @@ type Shipper struct {
 	segs   []segment
 
 	newestRead atomic.Uint64 // version of the newest line read from the files
+
+	tailKeys *sign.Verifier // the batch shipping resumes after must be signed by one of these
 }
 
 // New checks cfg (filling defaults) and detects the kind of data directory.
@@ -148,7 +155,15 @@ func New(cfg Config, js jetstream.JetStream, log *slog.Logger, m *Metrics) (*Shi
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Shipper{cfg: cfg, js: js, log: log, m: m, enc: enc}, nil
+	keys := []ed25519.PublicKey{cfg.Signer.Public()}
+	if cfg.Trusted != nil {
+		keys = append(keys, cfg.Trusted.Keys()...)
+	}
+	tailKeys, err := sign.NewVerifier(keys...)
+	if err != nil {
+		return nil, fmt.Errorf("TRUSTED_KEYS: %w", err)
+	}
+	return &Shipper{cfg: cfg, js: js, log: log, m: m, enc: enc, tailKeys: tailKeys}, nil
 }
 
 // Kind is the detected or configured kind of data directory.
@@ -232,7 +247,7 @@ func (s *Shipper) session(ctx context.Context, wake <-chan struct{}) (err error)
 	if err != nil {
 		return err
 	}
-	t, err := readTail(ctx, st)
+	t, err := readTail(ctx, st, s.tailKeys)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -48,8 +49,11 @@ type tail struct {
 }
 
 // readTail reads the stream's last batch. A stream whose last message is gone (purged by hand)
-// is an error: resuming without it could restart the history at timeline 1.
-func readTail(ctx context.Context, st jetstream.Stream) (tail, error) {
+// is an error: resuming without it could restart the history at timeline 1. A last batch not
+// signed by a key of v is ErrNotSoleWriter naming it: someone else appended, and resuming
+// after it would take its headers (versions, last-line hash) for what was shipped, while
+// every reader refuses it.
+func readTail(ctx context.Context, st jetstream.Stream, v *sign.Verifier) (tail, error) {
 	si, err := st.Info(ctx)
 	if err != nil {
 		return tail{}, fmt.Errorf("stream info: %w", err)
@@ -64,6 +68,9 @@ func readTail(ctx context.Context, st jetstream.Stream) (tail, error) {
 	info, err := stream.ParseBatchHeader(m.Header)
 	if err != nil {
 		return tail{}, fmt.Errorf("stream %s message %d: %w", si.Config.Name, si.State.LastSeq, err)
+	}
+	if _, err := stream.VerifyBatch(v, m.Sequence, m.Subject, m.Header, m.Data); err != nil {
+		return tail{}, fmt.Errorf("stream %s: its last batch is not the cluster's (%w): %w", si.Config.Name, err, ErrNotSoleWriter)
 	}
 	return tail{seq: si.State.LastSeq, info: info}, nil
 }

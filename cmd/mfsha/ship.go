@@ -91,6 +91,11 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	if c.cfg.Signer, err = c.keys.signer(); err != nil {
 		return usageError{err}
 	}
+	if len(c.keys.trustedKeys) > 0 { // the previous key, during a rotation
+		if c.cfg.Trusted, err = c.keys.verifier(); err != nil {
+			return usageError{err}
+		}
+	}
 	if c.fo.enabled() {
 		return c.runNode(ctx, log)
 	}

@@ -82,6 +82,7 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 		if c.ship.Signer, err = c.keys.signer(); err != nil { // it ships once promoted
 			return usageError{err}
 		}
+		c.ship.Trusted = c.cfg.Verifier
 		return c.runNode(ctx, log)
 	}
 	if err := c.cfg.Validate(); err != nil {

@@ -58,6 +58,15 @@ func LoadVerifier(paths ...string) (*Verifier, error) {
 	return NewVerifier(keys...)
 }
 
+// Keys lists the trusted public keys.
+func (v *Verifier) Keys() []ed25519.PublicKey {
+	keys := make([]ed25519.PublicKey, 0, len(v.keys))
+	for _, k := range v.keys {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
 // KeyIDs lists the trusted keys' ids, for logs.
 func (v *Verifier) KeyIDs() []string {
 	ids := make([]string, 0, len(v.keys))
