@@ -152,7 +152,7 @@ func TestHandOverGivesTheFilesToTheMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := DefaultStandbyConfig()
-	cfg.Cluster, cfg.Dir = cluster, t.TempDir()
+	cfg.Cluster, cfg.Dir, cfg.Verifier = cluster, t.TempDir(), testVerifier
 	sb, err := NewStandby(cfg, nil, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +190,7 @@ func TestRestoreWorkOnAnotherFileSystem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, WorkDir: work, Mfsmaster: mfstest.Mfsmaster(t)})
+	o, err := Apply(ctx, js, store, p, Options{Cluster: cluster, OutDir: out, WorkDir: work, Mfsmaster: mfstest.Mfsmaster(t), Verifier: testVerifier})
 	if err != nil || o.Version != 2501 {
 		t.Fatalf("restore with the work directory on another file system: %+v, %v", o, err)
 	}
