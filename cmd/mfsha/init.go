@@ -24,7 +24,7 @@ address as names, for clients and mutual-TLS routes); an nkey user per role (adm
 standby.nk, reader.nk) and nats-users.cfg (their public keys, NATS_USERS of the servers); the
 cluster signing key (signing.key, signing.pub); and ready configuration files: nats-HOST.cfg
 (mfsha nats), nats-server-HOST.conf (the same for nats-server), ship.cfg, standby.cfg,
-restore.cfg (restore and status, read only) and admin.cfg. Secrets are 0600 and never
+restore.cfg and status.cfg (read only) and admin.cfg. Secrets are 0600 and never
 printed. Copy to each host only what its role needs; ca.key and admin.nk belong on none.
 
 It refuses to replace existing files without --force: new secrets must then reach every host.`

@@ -68,7 +68,7 @@ func standbyConfig(o Options) []byte {
 
 func restoreConfig(o Options) []byte {
 	var b bytes.Buffer
-	header(&b, o, "mfsha restore and mfsha status (read only): mfsha restore --config restore.cfg --to TIME --out DIR")
+	header(&b, o, "mfsha restore (read only): mfsha restore --config restore.cfg --to TIME --out DIR")
 	client(&b, o, natsconn.RoleReader)
 	trusted(&b, o)
 	return b.Bytes()
@@ -77,6 +77,13 @@ func restoreConfig(o Options) []byte {
 // trusted writes TRUSTED_KEYS: what a reader folds must be signed by the cluster's key.
 func trusted(b *bytes.Buffer, o Options) {
 	fmt.Fprintf(b, "# Only batches and snapshots signed by these keys are folded (add the next key here first\n# to rotate).\nTRUSTED_KEYS = %s\n", o.path(sign.PublicFile))
+}
+
+func statusConfig(o Options) []byte {
+	var b bytes.Buffer
+	header(&b, o, "mfsha status (read only): mfsha status --config status.cfg")
+	client(&b, o, natsconn.RoleReader)
+	return b.Bytes()
 }
 
 func adminConfig(o Options) []byte {

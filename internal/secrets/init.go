@@ -48,6 +48,7 @@ const (
 	ShipConfig  = "ship.cfg"
 	StandbyCfg  = "standby.cfg"
 	RestoreCfg  = "restore.cfg"
+	StatusCfg   = "status.cfg"
 	AdminConfig = "admin.cfg"
 )
 
@@ -217,6 +218,7 @@ func build(o Options) ([]file, error) {
 		file{ShipConfig, 0o644, shipConfig(o)},
 		file{StandbyCfg, 0o644, standbyConfig(o)},
 		file{RestoreCfg, 0o644, restoreConfig(o)},
+		file{StatusCfg, 0o644, statusConfig(o)},
 		file{AdminConfig, 0o644, adminConfig(o)})
 	return files, nil
 }

@@ -24,7 +24,7 @@ func TestInitFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(names), 25; got != want {
+	if got, want := len(names), 26; got != want {
 		t.Errorf("%d files, want %d: %v", got, want, names)
 	}
 	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o700 {
@@ -151,6 +151,7 @@ func TestInitConfigsUseKnownKeys(t *testing.T) {
 		StandbyCfg:       {"CLUSTER", "NATS_URL", "NATS_NKEY", "NATS_TLS_CA", "DATA_PATH", "TRUSTED_KEYS"},
 		RestoreCfg:       {"CLUSTER", "NATS_URL", "NATS_NKEY", "NATS_TLS_CA", "TRUSTED_KEYS"},
 		AdminConfig:      {"CLUSTER", "NATS_URL", "NATS_NKEY", "NATS_TLS_CA"},
+		StatusCfg:        {"CLUSTER", "NATS_URL", "NATS_NKEY", "NATS_TLS_CA"},
 	}
 	for name, keys := range known {
 		s := config.New("test", "")
