@@ -29,7 +29,7 @@ const (
 //	timeline=<dec>\n timeline-parent=<dec>\n bridged-from=<dec>\n
 //	first-version=<dec>\n last-version=<dec>\n first-time=<dec>\n last-time=<dec>\n
 //	lines=<dec>\n last-line-hash=<dec>\n sum=<dec>\n metaid=<dec>\n epoch=<dec>\n
-//	source=<quoted>\n encoding=<quoted>\n payload-sha256=<hex>\n
+//	source=<quoted>\n writer=<quoted>\n encoding=<quoted>\n payload-sha256=<hex>\n
 //
 // one field per line (no spaces; shown folded here), every field always present (0 or ""
 // when its header is absent), <dec> decimal, <quoted> as strconv.Quote writes it (so no
@@ -65,6 +65,7 @@ func BatchSigned(subject string, b BatchInfo, payload []byte) []byte {
 	num("metaid", b.MetaID)
 	num("epoch", b.Epoch)
 	str("source", b.Source)
+	str("writer", b.Writer)
 	str("encoding", EncodingZstd)
 	buf = append(buf, "payload-sha256="...)
 	buf = hex.AppendEncode(buf, sum[:])

@@ -12,7 +12,7 @@ import (
 func TestBatchSignatureCoversEveryHeader(t *testing.T) {
 	k := signtest.New(t)
 	info := BatchInfo{Timeline: 2, ParentTimeline: 1, BridgedFrom: 5, FirstVersion: 10, LastVersion: 12, FirstTime: 1700000000,
-		LastTime: 1700000002, Lines: 3, LastLineHash: 0xfeed, Sum: 0xdeadbeef, MetaID: 42, Epoch: 7, Source: "ma"}
+		LastTime: 1700000002, Lines: 3, LastLineHash: 0xfeed, Sum: 0xdeadbeef, MetaID: 42, Epoch: 7, Source: "ma", Writer: "mfsha 0.1.0"}
 	payload := []byte("compressed bytes")
 	subj := Subject("c", 2)
 	h := SignedHeader(k.Signer, subj, info, payload)
@@ -47,6 +47,7 @@ func TestBatchSignatureCoversEveryHeader(t *testing.T) {
 		{name: HdrMetaID, key: HdrMetaID, value: "43"},
 		{name: HdrEpoch, key: HdrEpoch, value: "8"},
 		{name: HdrSource, key: HdrSource, value: "mb"},
+		{name: HdrWriter, key: HdrWriter, value: "mfsha 9.9.9"},
 	} {
 		h := SignedHeader(k.Signer, subj, info, payload)
 		s, p := subj, payload
@@ -81,7 +82,7 @@ func TestBatchSignatureCoversEveryHeader(t *testing.T) {
 func TestBatchSignedIsCanonical(t *testing.T) {
 	// A quoted source cannot forge a field line.
 	a := BatchSigned("s", BatchInfo{Source: "x\nepoch=9"}, nil)
-	if strings.Count(string(a), "\n") != 17 || !strings.Contains(string(a), `source="x\nepoch=9"`) {
+	if strings.Count(string(a), "\n") != 18 || !strings.Contains(string(a), `source="x\nepoch=9"`) {
 		t.Fatalf("encoding:\n%s", a)
 	}
 	if !strings.HasPrefix(string(a), "mfsha-batch-v1\nsubject=\"s\"\ntimeline=0\n") {
