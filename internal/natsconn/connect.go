@@ -5,6 +5,7 @@ package natsconn
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,6 +104,12 @@ func Connect(ctx context.Context, o Options, log *slog.Logger) (*nats.Conn, erro
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
 			// Retrying cannot fix a credential the servers refuse.
 			return nil, fmt.Errorf("connect to NATS %v: %w (check NATS_NKEY / NATS_CREDS)", o.URLs, err)
+		}
+		var unknownCA x509.UnknownAuthorityError
+		var badName x509.HostnameError
+		if errors.As(err, &unknownCA) || errors.As(err, &badName) {
+			// Nor a server whose certificate does not verify.
+			return nil, fmt.Errorf("connect to NATS %v: %w (check NATS_TLS_CA: the CA that signed the servers' certificates, ca.crt made by mfsha init)", o.URLs, err)
 		}
 		if err == nil {
 			return nc, nil

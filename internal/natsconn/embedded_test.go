@@ -68,12 +68,17 @@ func TestClientsNeedTheirCredentials(t *testing.T) {
 		{"another CA", natsconn.Options{URLs: []string{s.url}, TLSCA: filepath.Join(other, secrets.CACert), NKey: filepath.Join(s.dir, "node.nk")}},
 		{"no CA", natsconn.Options{URLs: []string{s.url}, NKey: filepath.Join(s.dir, "node.nk")}},
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		nc, err := natsconn.Connect(ctx, tc.o, log)
 		cancel()
 		if err == nil {
 			nc.Close()
 			t.Errorf("%s: connected", tc.name)
+			continue
+		}
+		// Refused at once, with the setting to check: no retrying what cannot work.
+		if want := map[bool]string{true: "NATS_TLS_CA", false: "NATS_NKEY"}[strings.Contains(tc.name, "CA")]; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error naming %s", tc.name, err, want)
 		}
 	}
 }
