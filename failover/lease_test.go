@@ -83,8 +83,10 @@ func TestLeaseExclusive(t *testing.T) {
 	}
 }
 
-// TestKeeperFencesBeforeExpiry: a holder whose renewals fail reports the loss within
-// RenewEvery + 2*RenewTimeout of its last renewal, before the lease's TTL has run out.
+// TestKeeperFencesBeforeExpiry: a holder whose lease another writer took reports the loss at
+// its next renewal (the compare-and-swap fails), within RenewEvery + 2*RenewTimeout. The
+// renewal-deadline branch (renewals that fail without an answer) is
+// TestKeeperFencesWhenRenewalsStop's.
 func TestKeeperFencesBeforeExpiry(t *testing.T) {
 	js := jstest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())

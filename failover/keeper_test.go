@@ -1,0 +1,130 @@
+package failover
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// lockedBuffer is a log sink the keeper's goroutine and the test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestKeeperFencesWhenRenewalsStop: the NATS server stops answering (it is shut down while
+// the keeper holds the lease). No renewal can say "lost" then: each one fails with a timeout
+// or a dropped connection, and only the renewal deadline (RenewEvery + 2*RenewTimeout after
+// the last successful renewal) makes the keeper report the loss. It must, and before the
+// lease's TTL has run out from that last renewal: past it another node may hold the lease.
+func TestKeeperFencesWhenRenewalsStop(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start within 10s")
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			srv.Shutdown()
+		}
+		srv.WaitForShutdown()
+	})
+	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := testConfig()
+	cfg.ArchiveDir, cfg.VIP = "x", mustPrefix("10.0.0.1/24")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenLease(ctx, js, "c3", cfg.LeaseTTL, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	rev, err := l.Acquire(ctx, LeaseRecord{Holder: "a", State: StateMaster}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := l.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	k := hold(ctx, l, cfg, slog.New(slog.NewTextHandler(&logs, nil)), rec, rev, sent)
+	defer k.markStopped()
+	time.Sleep(3 * cfg.RenewEvery)
+	select {
+	case <-k.lost:
+		t.Fatalf("lost while renewals work:\n%s", logs.String())
+	default:
+	}
+	if k.lastOKTime().Equal(sent) {
+		t.Fatalf("no renewal succeeded in %v:\n%s", 3*cfg.RenewEvery, logs.String())
+	}
+
+	srv.Shutdown()
+	stopped = true
+	down := time.Now()
+	select {
+	case <-k.lost:
+	case <-time.After(2 * cfg.LeaseTTL):
+		t.Fatalf("renewals failing for %v were never reported as a loss:\n%s", 2*cfg.LeaseTTL, logs.String())
+	}
+	lostAt := time.Now()
+	last := k.lastOKTime()
+	t.Logf("NATS down %v after the last successful renewal; loss reported %v after it (deadline %v, TTL %v)",
+		down.Sub(last).Round(time.Millisecond), lostAt.Sub(last).Round(time.Millisecond), cfg.RenewEvery+2*cfg.RenewTimeout, cfg.LeaseTTL)
+	// The safety property, not a timing: the holder stops believing in its lease before the
+	// lease can have expired in NATS (which counts from the last write it accepted, sent at
+	// last or later). A goroutine delayed past the TTL on a loaded machine would break it.
+	if !lostAt.Before(last.Add(cfg.LeaseTTL)) {
+		t.Errorf("loss reported %v after the last successful renewal: not before the lease's TTL (%v)", lostAt.Sub(last), cfg.LeaseTTL)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "lease renewal failed; retrying") {
+		t.Errorf("the keeper never retried a failed renewal before fencing: the deadline branch did not run:\n%s", out)
+	}
+	if strings.Contains(out, ErrLeaseLost.Error()) {
+		t.Errorf("with NATS down the keeper saw %q: a server that does not answer cannot say the lease was taken:\n%s", ErrLeaseLost, out)
+	}
+	if !strings.Contains(out, "lease lost: fencing") {
+		t.Errorf("no %q in the keeper's log:\n%s", "lease lost: fencing", out)
+	}
+}
+
+// lastOKTime is when the last successful renewal was sent.
+func (k *keeper) lastOKTime() time.Time { return time.Unix(0, k.okAt.Load()) }
