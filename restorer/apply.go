@@ -154,6 +154,12 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 	if err := master.CheckFold(base); err != nil {
 		return Outcome{}, fmt.Errorf("restore: %w", err)
 	}
+	// An empty file system says nothing of the release: then the lines do.
+	if h, err := metafile.Check(base); err == nil && h.New && p.From <= p.To {
+		if err := master.CheckLines(filepath.Join(data, "changelog.0.mfs")); err != nil {
+			return Outcome{}, fmt.Errorf("restore: %w", err)
+		}
+	}
 	if os.Geteuid() == 0 {
 		if err := os.Chown(filepath.Join(data, "changelog.0.mfs"), u.UID, u.GID); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return Outcome{}, fmt.Errorf("restore: %w", err)

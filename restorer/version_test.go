@@ -63,3 +63,30 @@ func TestFoldRefusesOlderMfsmaster(t *testing.T) {
 		t.Errorf("4.59.2 fold: %+v, %v; want version %d", h, err, v+5)
 	}
 }
+
+// TestFoldRefusesOlderMfsmasterForLines: onto an empty file system (no section to read), a
+// line only 4.x writes is refused with 3.0.117's mfsmaster before it runs, naming the line.
+func TestFoldRefusesOlderMfsmasterForLines(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test runs MooseFS 3.0.117's mfsmaster (WORKING_USER = root): it needs root")
+	}
+	old, err := moosefs.FindMfsmaster(context.Background(), moosefs.Installed[0].Path("mfsmaster"))
+	if err != nil {
+		t.Fatalf("%v: run `make deps`", err)
+	}
+	src := t.TempDir()
+	base := filepath.Join(src, "metadata.mfs")
+	os.WriteFile(base, []byte(metafile.NewSignature), 0o644)
+	lines := filepath.Join(src, "pending.mfs")
+	os.WriteFile(lines, []byte("1: 1700000000|SETMETAID(5)\n2: 1700000001|SESCONNECTED(1)\n"), 0o644)
+	out := t.TempDir()
+	_, err = Apply(context.Background(), nil, nil, Plan{BaseFile: base, LinesFile: lines, From: 1, To: 2}, Options{OutDir: out, Mfsmaster: old, Verifier: testVerifier})
+	if !errors.Is(err, moosefs.ErrVersion) {
+		t.Fatalf("3.0.117 folding a 4.x line: %v, want ErrVersion", err)
+	}
+	for _, want := range []string{old.Path, "3.0.117", "4.59.2", "line 2", "SESCONNECTED"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}

@@ -114,3 +114,17 @@ func TestDistOf(t *testing.T) {
 		t.Errorf("Check of 3.0.117 binaries as 4.59.2: %v, want ErrVersion", err)
 	}
 }
+
+func TestLineNeeds(t *testing.T) {
+	for line, want := range map[string]string{
+		"5: 1700000000|SESCONNECTED(1)":                          "4.59.2",
+		"5: 1700000000|TRASH_RECOVER(12,0)":                      "4.59.2",
+		"5: 1700000000|CREATE(1,SESCONNECTED(,1,420,18,0,0,0):2": "0.0.0",
+		"5: 1700000000|IDLE()":                                   "0.0.0",
+		"garbage":                                                "0.0.0",
+	} {
+		if got, _ := moosefs.LineNeeds([]byte(line)); got.String() != want {
+			t.Errorf("LineNeeds(%q) = %s, want %s", line, got, want)
+		}
+	}
+}
