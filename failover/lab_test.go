@@ -77,6 +77,7 @@ type cluster struct {
 	mnt     string
 	files   map[string]string
 	vip     *ha.VIPSampler
+	writer  *ha.Writer // the continuous client on cl (see stopWriter)
 }
 
 const leaseTTL = "3s"
@@ -144,7 +145,44 @@ func newCluster(t *testing.T, suffix string) *cluster {
 	c.must("mount", err)
 	c.vip = ha.SampleVIP(l, 10*time.Millisecond)
 	t.Cleanup(func() { c.checkVIP() })
+	c.writer, err = ha.StartWriter(ctx, l, lab.HostClient, "writer")
+	c.must("continuous writer on cl", err)
+	t.Cleanup(func() {
+		if c.writer != nil {
+			c.writer.Stop()
+		}
+	})
 	return c
+}
+
+// stallWindow is how long after a fault the writer's stalls are counted.
+const stallWindow = 30 * time.Second
+
+// fault is one injected failure: its name and when it was injected.
+type fault struct {
+	what string
+	at   time.Time
+}
+
+// stopWriter stops the continuous writer on cl, logs how it felt each fault (never asserted:
+// the machine is loaded), and reads back every file it acknowledged through a fresh mount on
+// c1: none may be lost or wrong.
+func (c *cluster) stopWriter(ctx context.Context, faults ...fault) {
+	c.t.Helper()
+	res := c.writer.Stop()
+	c.writer = nil
+	all := res.Stalls(res.Start, res.End.Sub(res.Start))
+	c.t.Logf("continuous writer: %d files acknowledged in %v, %d failed writes %v; whole run: %s",
+		len(res.Acked), res.End.Sub(res.Start).Round(time.Millisecond), res.Failures, res.FirstFailures, all)
+	for i, f := range faults {
+		window := stallWindow // up to the next fault
+		if i+1 < len(faults) {
+			window = min(window, faults[i+1].at.Sub(f.at))
+		}
+		c.t.Logf("writer after %s: %s", f.what, res.Stalls(f.at, window))
+	}
+	c.must("read-back of the writer's files", res.Verify(ctx, c.l, lab.HostChunk))
+	c.t.Logf("all %d acknowledged files read back through a fresh mount on c1", len(res.Acked))
 }
 
 func (c *cluster) startNode(ctx context.Context, host, start string) error {
@@ -319,6 +357,7 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 
 	killed := time.Now()
 	c.must("kill -9 mfsmaster on ma", c.l.KillProcs(ctx, lab.HostMasterA, "mfsmaster"))
+	faults := []fault{{"kill -9 of mfsmaster on ma", killed}}
 	c.write(ctx, "after-kill")
 	t.Logf("a write issued right after kill -9 completed %v later", time.Since(killed).Round(10*time.Millisecond))
 	epoch2 := c.waitMaster(ctx, lab.HostMasterB)
@@ -335,9 +374,11 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	// ma's node stands by by itself; once caught up, hand the master back.
 	c.write(ctx, "on-mb")
 	c.caughtUp(ctx, lab.HostMasterA)
+	switched := time.Now()
 	out, err := c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "switchover", "--to", lab.HostMasterA, "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
 		c.l.NATSFlags(natsconn.RoleNode)...)...)
 	t.Logf("mfsha switchover --to ma:\n%s", out)
+	faults = append(faults, fault{"switchover to ma", switched})
 	c.must("switchover", err)
 	epoch3 := c.waitMaster(ctx, lab.HostMasterA)
 	if epoch3 <= epoch2 {
@@ -345,6 +386,7 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	}
 	c.write(ctx, "back-on-ma")
 	c.verify(ctx)
+	c.stopWriter(ctx, faults...)
 	c.streamEpoch(ctx, epoch3)
 	out, err = c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "status", "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
 		c.l.NATSFlags(natsconn.RoleReader)...)...)
@@ -405,6 +447,7 @@ func TestFailoverPartitions(t *testing.T) {
 
 	// The standby loses the master (its metalogger and chunkserver too), not NATS.
 	c.must("cut mb from ma", c.l.CutRoutes(lab.HostMasterB, lab.HostMasterA))
+	faults := []fault{{"mb cut off from ma", time.Now()}}
 	time.Sleep(2 * mustDuration(t, leaseTTL))
 	rec, _, err := c.lease.Read(ctx)
 	c.must("read lease", err)
@@ -418,17 +461,48 @@ func TestFailoverPartitions(t *testing.T) {
 	// The master loses NATS, not its clients: it must fence itself before mb promotes.
 	c.must("cut ma from NATS", c.l.CutRoutes(lab.HostMasterA, lab.HostNATS1, lab.HostNATS2, lab.HostNATS3))
 	cut := time.Now()
+	faults = append(faults, fault{"ma cut off from NATS", cut})
 	c.write(ctx, "after-nats-cut")
 	t.Logf("a write issued right after the master lost NATS completed %v later", time.Since(cut).Round(10*time.Millisecond))
 	c.waitMaster(ctx, lab.HostMasterB)
 	if pids, err := c.l.Procs(lab.HostMasterA, "mfsmaster"); err != nil || len(pids) > 0 {
 		t.Fatalf("mfsmaster still runs on ma (pids %v, %v) after mb took over", pids, err)
 	}
+	// The write went to ma, which could not ship it (no NATS): ma's changelog has it, and so
+	// has mb's metalogger, the way it reached mb; mb serves it (verify reads it through the VIP).
+	created := "CREATE(1,after-nats-cut,"
+	if !changelogsHold(t, c.l.MasterDataDir(lab.HostMasterA), "changelog.*.mfs", created) {
+		t.Fatalf("ma's changelogs lack %q: the write issued right after the NATS cut did not go to ma", created)
+	}
+	if !changelogsHold(t, c.l.MetaloggerDataDir(lab.HostMasterB), "changelog_ml*.mfs", created) {
+		t.Fatalf("mb's metalogger changelogs lack %q: ma's last write did not reach mb through it", created)
+	}
 	c.verify(ctx)
 	c.must("restore ma", c.l.RestoreRoutes(lab.HostMasterA, lab.HostNATS1, lab.HostNATS2, lab.HostNATS3))
 	c.write(ctx, "on-mb")
 	c.caughtUp(ctx, lab.HostMasterA) // ma stands by on its own once it reaches NATS again
 	c.verify(ctx)
+	c.stopWriter(ctx, faults...)
+}
+
+// changelogsHold reports whether a line of a file matching pattern in dir contains want.
+func changelogsHold(t *testing.T, dir, pattern, want string) bool {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, pattern))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), want) {
+			return true
+		}
+	}
+	t.Logf("%s: no %q in %v", dir, want, files)
+	return false
 }
 
 // TestFailoverPowerOffAndReturn: the master's host loses power (every process killed, link
@@ -441,6 +515,7 @@ func TestFailoverPowerOffAndReturn(t *testing.T) {
 	epoch := c.before(ctx, 3)
 
 	off := time.Now()
+	faults := []fault{{"power-off of ma", off}}
 	c.must("cut ma's link", c.l.CutLink(lab.HostMasterA))
 	c.must("power off ma", c.l.KillHost(ctx, lab.HostMasterA))
 	c.must("ma's addresses go with its power", c.l.DelVIP(lab.HostMasterA))
@@ -459,11 +534,42 @@ func TestFailoverPowerOffAndReturn(t *testing.T) {
 	if owner, err := c.l.VIPOwner(); err != nil || owner != lab.HostMasterB {
 		t.Fatalf("VIP owner %q, %v after ma's return; want mb", owner, err)
 	}
-	arch, _ := os.ReadDir(filepath.Join(c.l.HostDir(lab.HostMasterA), "archive"))
-	if len(arch) == 0 {
-		t.Errorf("ma's old master files were not archived when it came back as a standby")
-	}
+	c.checkArchive(lab.HostMasterA, "before-0", "before-1", "before-2")
 	c.verify(ctx)
+	c.stopWriter(ctx, faults...)
+}
+
+// checkArchive checks that host's node moved its old master files aside when it came back as
+// a standby: one ARCHIVE/TIME-standby directory (TIME-unshipped, with the node's warning, when
+// the master died holding lines it had not shipped: a power-off mid-write does that) holding
+// a metadata file and changelogs with the creation of each file in created (written while
+// host was the master), and nothing of them left in the master's DATA_PATH.
+func (c *cluster) checkArchive(host string, created ...string) {
+	c.t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(c.l.HostDir(host), "archive", "*"))
+	if err != nil || len(dirs) != 1 || !(strings.HasSuffix(dirs[0], "-standby") || strings.HasSuffix(dirs[0], "-unshipped")) {
+		c.t.Fatalf("%s's archive: %v (%v); want one TIME-standby or TIME-unshipped directory", host, dirs, err)
+	}
+	c.t.Logf("%s's old master files archived in %s", host, filepath.Base(dirs[0]))
+	if strings.HasSuffix(dirs[0], "-unshipped") {
+		b, _ := os.ReadFile(ha.NodeLog(c.l, host))
+		if !strings.Contains(string(b), "they are archived, never shipped nor mixed in") {
+			c.t.Errorf("%s archived unshipped files without saying so in its log", host)
+		}
+	}
+	if meta, _ := filepath.Glob(filepath.Join(dirs[0], "metadata*.mfs*")); len(meta) == 0 {
+		c.t.Errorf("%s holds no metadata file", dirs[0])
+	}
+	for _, name := range created {
+		if !changelogsHold(c.t, dirs[0], "changelog*.mfs*", "CREATE(1,"+name+",") {
+			c.t.Errorf("%s's archived changelogs lack the creation of %s, written while it was the master", host, name)
+		}
+	}
+	for _, pat := range []string{"metadata*.mfs*", "changelog*.mfs*"} {
+		if left, _ := filepath.Glob(filepath.Join(c.l.MasterDataDir(host), pat)); len(left) > 0 {
+			c.t.Errorf("%s's master DATA_PATH still holds %v after the archive", host, left)
+		}
+	}
 }
 
 func mustDuration(t *testing.T, s string) time.Duration {
