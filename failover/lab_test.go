@@ -374,6 +374,8 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	// ma's node stands by by itself; once caught up, hand the master back.
 	c.write(ctx, "on-mb")
 	c.caughtUp(ctx, lab.HostMasterA)
+	capture, err := ha.CaptureARP(c.l, lab.HostClient) // what a client's host hears of ma's takeover
+	c.must("capture ARP on cl", err)
 	switched := time.Now()
 	out, err := c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "switchover", "--to", lab.HostMasterA, "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
 		c.l.NATSFlags(natsconn.RoleNode)...)...)
@@ -384,10 +386,19 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	if epoch3 <= epoch2 {
 		t.Fatalf("epoch went from %d to %d; want it to grow", epoch2, epoch3)
 	}
+	onMA := time.Now()
 	c.write(ctx, "back-on-ma")
 	c.verify(ctx)
 	c.stopWriter(ctx, faults...)
 	c.streamEpoch(ctx, epoch3)
+	// The announcement's schedule runs for its last offset after mfsmaster serves on ma.
+	def := failover.DefaultConfig()
+	time.Sleep(time.Until(onMA.Add(def.Announce[len(def.Announce)-1] + time.Second)))
+	grat, err := capture.Stop()
+	c.must("ARP capture", err)
+	maMAC, err := c.l.HostMAC(lab.HostMasterA)
+	c.must("ma's MAC", err)
+	checkAnnouncements(t, grat, maMAC, switched)
 	out, err = c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "status", "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
 		c.l.NATSFlags(natsconn.RoleReader)...)...)
 	c.must("status", err)
