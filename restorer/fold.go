@@ -106,6 +106,9 @@ func giveBase(path string, linked bool, u FoldUser) error {
 // user. The base and the lines in data are readable by it (0644, or a link to the last result,
 // whose group is the fold user's).
 func fold(ctx context.Context, master, work, data string, u FoldUser) error {
+	if err := checkFoldMemory(filepath.Join(data, "metadata.mfs")); err != nil {
+		return err
+	}
 	cfg := filepath.Join(work, "mfsmaster.cfg")
 	exports := filepath.Join(work, "mfsexports.cfg")
 	text := fmt.Sprintf("WORKING_USER = %s\nWORKING_GROUP = #%d\nDATA_PATH = .\nEXPORTS_FILENAME = %s\nLOCK_FILE = .mfsmaster.lock\n",

@@ -126,8 +126,9 @@ func WriteTree(w io.Writer, spec TreeSpec) (TreeStats, error) {
 	tw.line(fmt.Appendf(op, "SETMETAID(%d)", spec.MetaID))
 
 	// Directories, breadth first: each gets a random number of subdirectories around the
-	// branching that reaches the wanted count at MaxDepth, so the tree is MaxDepth deep or one
-	// level less, with every level above full.
+	// branching that reaches the wanted count at MaxDepth. When a pass ends below the count
+	// (an unlucky draw near the root), the next pass adds more to every directory above
+	// MaxDepth, so the tree is at most MaxDepth deep and has all its directories.
 	nDirs := max(1, int(float64(spec.Inodes)*spec.Dirs))
 	nLinks := int(float64(spec.Inodes) * spec.Links)
 	nSym := int(float64(spec.Inodes) * spec.Symlinks)
@@ -138,21 +139,23 @@ func WriteTree(w io.Writer, spec TreeSpec) (TreeStats, error) {
 	branch := math.Pow(float64(nDirs), 1/float64(spec.MaxDepth))
 	dirs := []uint32{1} // the root; every directory made, in order
 	depth := []int{0}
-	for i := 0; len(dirs)-1 < nDirs && tw.err == nil; i++ {
-		if i == len(dirs) {
-			break // every directory is MaxDepth deep: the tree has fewer directories
-		}
-		if depth[i] >= spec.MaxDepth && i > 0 {
-			continue
-		}
-		k := 1 + rng.Intn(max(1, int(2*branch)))
-		for j := 0; j < k && len(dirs)-1 < nDirs; j++ {
-			tw.inode++
-			op = appendCreate(op[:0], dirs[i], "d", j, 2, 0o755, uint32(rng.Intn(4)*1000), tw.inode)
-			tw.line(op)
-			dirs = append(dirs, tw.inode)
-			depth = append(depth, depth[i]+1)
-			tw.stats.Dirs++
+	subs := []int{0} // subdirectories made in each
+	for len(dirs)-1 < nDirs && tw.err == nil {
+		for i := 0; i < len(dirs) && len(dirs)-1 < nDirs && tw.err == nil; i++ {
+			if depth[i] >= spec.MaxDepth {
+				continue
+			}
+			k := 1 + rng.Intn(max(1, int(2*branch)))
+			for j := 0; j < k && len(dirs)-1 < nDirs; j++ {
+				tw.inode++
+				op = appendCreate(op[:0], dirs[i], "d", subs[i], 2, 0o755, uint32(rng.Intn(4)*1000), tw.inode)
+				tw.line(op)
+				subs[i]++
+				dirs = append(dirs, tw.inode)
+				depth = append(depth, depth[i]+1)
+				subs = append(subs, 0)
+				tw.stats.Dirs++
+			}
 		}
 	}
 	dirs = dirs[1:] // files and symlinks go into the directories made (the root holds only directories)
