@@ -51,11 +51,12 @@ type Options struct {
 // Outcome is what was restored.
 type Outcome struct {
 	Path     string
-	Version  uint64 // the restored metadata's version (the next change id)
-	LastLine uint64 // the last changelog line applied; 0 if none
-	LastTime int64  // its timestamp
-	LastHash uint64 // its stream.LineHash
-	Lines    int    // lines applied on top of the snapshot
+	Version  uint64  // the restored metadata's version (the next change id)
+	LastLine uint64  // the last changelog line applied; 0 if none
+	LastTime int64   // its timestamp
+	LastHash uint64  // its stream.LineHash
+	Lines    int     // lines applied on top of the snapshot
+	Fold     FoldRun // what mfsmaster's fold cost; zero when no line was folded
 }
 
 // Apply carries out a plan: it downloads and verifies the snapshot, takes the changelog lines
@@ -168,7 +169,7 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 	res.Version = p.From
 	if res.Lines > 0 {
 		res.Version = res.LastLine + 1
-		if err := fold(ctx, master.Path, work, data, u); err != nil {
+		if res.Fold, err = fold(ctx, master.Path, work, data, u); err != nil {
 			return Outcome{}, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/mfsha/mfsha/internal/durable"
 )
@@ -105,28 +106,30 @@ func giveBase(path string, linked bool, u FoldUser) error {
 // process starts in data: the directories above it (root's, 0700) need not be open to that
 // user. The base and the lines in data are readable by it (0644, or a link to the last result,
 // whose group is the fold user's).
-func fold(ctx context.Context, master, work, data string, u FoldUser) error {
+func fold(ctx context.Context, master, work, data string, u FoldUser) (FoldRun, error) {
 	if err := checkFoldMemory(filepath.Join(data, "metadata.mfs")); err != nil {
-		return err
+		return FoldRun{}, err
 	}
 	cfg := filepath.Join(work, "mfsmaster.cfg")
 	exports := filepath.Join(work, "mfsexports.cfg")
 	text := fmt.Sprintf("WORKING_USER = %s\nWORKING_GROUP = #%d\nDATA_PATH = .\nEXPORTS_FILENAME = %s\nLOCK_FILE = .mfsmaster.lock\n",
 		u.Name, u.GID, exports)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-		return err
+		return FoldRun{}, err
 	}
 	if err := os.WriteFile(exports, []byte("* / ro\n"), 0o600); err != nil {
-		return err
+		return FoldRun{}, err
 	}
 	cmd := exec.CommandContext(ctx, master, "-c", cfg, "-a", "restore")
 	cmd.Dir = data
+	start := time.Now()
 	outp, err := cmd.CombinedOutput()
+	run := foldRunOf(cmd, time.Since(start))
 	_ = os.WriteFile(filepath.Join(work, "mfsmaster.log"), outp, 0o600)
 	if err != nil {
-		return fmt.Errorf("mfsmaster -a restore: %w\n%s", err, tailOf(outp))
+		return run, fmt.Errorf("mfsmaster -a restore: %w\n%s", err, tailOf(outp))
 	}
-	return nil
+	return run, nil
 }
 
 func tailOf(b []byte) string {

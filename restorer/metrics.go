@@ -13,6 +13,7 @@ type StandbyMetrics struct {
 	Errors          prometheus.Counter
 	Gap             prometheus.Gauge
 	MetaloggerLines prometheus.Counter
+	Cost            *FoldCostMetrics // foldcost.go
 }
 
 // NewStandbyMetrics creates the series and registers them with reg (nil: not registered).
@@ -33,9 +34,11 @@ func NewStandbyMetrics(reg prometheus.Registerer) *StandbyMetrics {
 		Gap: g("gap", "1 while folding is stopped at a version missing from the stream (the log names the range)."),
 		Errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "mfsha", Subsystem: "standby", Name: "errors_total",
 			Help: "Rounds that failed (NATS, gap, corrupt batch, mfsmaster); the last good metadata stays."}),
+		Cost: newFoldCostMetrics(),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Materialized, m.Newest, m.Local, m.Pending, m.LagSeconds, m.FoldSeconds, m.Errors, m.Gap, m.MetaloggerLines)
+		reg.MustRegister(m.Cost.collectors()...)
 	}
 	return m
 }

@@ -102,6 +102,7 @@ type Standby struct {
 	ml         *metaloggerSource
 	newest     atomic.Pointer[stream.Timeline]
 	lastFold   time.Time // owned by the folder
+	costs      foldCosts // what the folds cost (foldcost.go)
 }
 
 // NewStandby checks cfg, fills defaults and reads the persisted position, if any.
@@ -421,6 +422,7 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 	took := time.Since(start)
 	s.m.Materialized.Set(float64(next.Version))
 	s.m.FoldSeconds.Observe(took.Seconds())
+	s.recordFold(out.Fold, out.Lines, took)
 	s.log.Info("materialized", "timeline", next.Timeline, "version", next.Version, "lines", out.Lines, "took", took.Round(time.Millisecond))
 	return err
 }

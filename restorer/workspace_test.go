@@ -106,8 +106,12 @@ func TestFoldRunsUnprivileged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := fold(context.Background(), mfstest.Mfsmaster(t).Path, ws.dir, data, u); err != nil {
+	run, err := fold(context.Background(), mfstest.Mfsmaster(t).Path, ws.dir, data, u)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if run.MaxRSS <= 0 || run.Took <= 0 {
+		t.Fatalf("fold cost %+v: want mfsmaster's peak RSS and duration", run)
 	}
 	for _, p := range []string{data, filepath.Join(data, "metadata.mfs")} {
 		fi, err := os.Stat(p)
