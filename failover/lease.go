@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mfsha/mfsha/internal/stream"
+	"github.com/mfsha/mfsha/restorer"
 )
 
 // Keys of the lease bucket.
@@ -56,6 +57,8 @@ type NodeStatus struct {
 	MooseFS      string    `json:"moosefs,omitempty"` // the release of the node's mfsmaster (MFSMASTER_BIN)
 	Mfsha        string    `json:"mfsha,omitempty"`   // the node's mfsha version (buildinfo)
 	Updated      time.Time `json:"updated"`
+	// Fold is what the standby's last fold cost (restorer.FoldCost); nil before its first.
+	Fold *restorer.FoldCost `json:"fold,omitempty"`
 }
 
 // SwitchoverRequest asks the holder of epoch Epoch to hand the lease to To.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mfsha/mfsha/internal/buildinfo"
+	"github.com/mfsha/mfsha/restorer"
 )
 
 // standby is the standby role: it keeps metadata materialized and watches the lease; when the
@@ -84,7 +85,13 @@ func (n *Node) watch(ctx context.Context, sb Standby, started time.Time, poll ti
 		if time.Since(lastStatus) >= n.cfg.RenewEvery {
 			lastStatus = time.Now()
 			m := sb.Materialized()
-			n.publish(ctx, NodeStatus{Role: string(RoleStandby), Version: sb.Local() + 1, Materialized: m.Version, Timeline: m.Timeline})
+			st := NodeStatus{Role: string(RoleStandby), Version: sb.Local() + 1, Materialized: m.Version, Timeline: m.Timeline}
+			if c, ok := sb.(foldCoster); ok {
+				if fc, ok := c.FoldCost(); ok {
+					st.Fold = &fc
+				}
+			}
+			n.publish(ctx, st)
 		}
 		select {
 		case <-ctx.Done():
@@ -244,4 +251,9 @@ func (n *Node) publish(ctx context.Context, s NodeStatus) {
 	if err := n.d.Lease.PutNode(pctx, s); err != nil && ctx.Err() == nil {
 		n.log.Debug("status not published", "err", err)
 	}
+}
+
+// foldCoster is a Standby that knows what its folds cost (*restorer.Standby does).
+type foldCoster interface {
+	FoldCost() (restorer.FoldCost, bool)
 }

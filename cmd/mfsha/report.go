@@ -11,6 +11,7 @@ import (
 	"github.com/mfsha/mfsha/internal/buildinfo"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
+	"github.com/mfsha/mfsha/restorer"
 )
 
 // statusReport is what `mfsha status` shows, and the JSON of `mfsha status --json` and of
@@ -54,6 +55,8 @@ type nodeReport struct {
 	Materialized uint64  `json:"materialized,omitempty"`
 	LagLines     *int64  `json:"lag_lines,omitempty"` // standby: lines behind the master; null when unknown
 	SeenAgo      float64 `json:"seen_seconds_ago"`
+	// Fold: a standby's last fold's cost and its replay estimate (restorer.FoldCost).
+	Fold *restorer.FoldCost `json:"fold,omitempty"`
 }
 
 type timelineReport struct {
@@ -138,7 +141,7 @@ func collectFailover(ctx context.Context, js jetstream.JetStream, cluster string
 	}
 	for _, n := range nodes {
 		nr := nodeReport{Name: n.Name, Addr: n.Addr, Role: n.Role, Mfsha: n.Mfsha, MooseFS: n.MooseFS, NextVersion: n.Version, Materialized: n.Materialized,
-			SeenAgo: time.Since(n.Updated).Round(100 * time.Millisecond).Seconds()}
+			SeenAgo: time.Since(n.Updated).Round(100 * time.Millisecond).Seconds(), Fold: n.Fold}
 		if n.Role == string(failover.RoleStandby) && masterVersion > 0 {
 			lag := int64(masterVersion) - int64(n.Version)
 			nr.LagLines = &lag

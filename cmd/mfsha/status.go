@@ -110,6 +110,12 @@ func printFailover(w io.Writer, r *statusReport) {
 			n.NextVersion, n.Materialized, lag, n.SeenAgo)
 	}
 	tw.Flush()
+	for _, n := range fo.Nodes {
+		if f := n.Fold; f != nil {
+			fmt.Fprintf(w, "fold on %s: last %.1f s for %d lines (mfsmaster %.1f s, CPU %.1f s, peak RSS %d MB); replay %.1f µs/line, pending replay %.2f s\n",
+				n.Name, f.Seconds, f.Lines, f.MfsmasterSeconds, f.CPUSeconds, f.PeakRSS>>20, f.PerLine*1e6, f.PendingReplay)
+		}
+	}
 	fmt.Fprintln(w)
 }
 
