@@ -181,8 +181,9 @@ func (c *cluster) stopWriter(ctx context.Context, faults ...fault) {
 		}
 		c.t.Logf("writer after %s: %s", f.what, res.Stalls(f.at, window))
 	}
+	began := time.Now()
 	c.must("read-back of the writer's files", res.Verify(ctx, c.l, lab.HostChunk))
-	c.t.Logf("all %d acknowledged files read back through a fresh mount on c1", len(res.Acked))
+	c.t.Logf("all %d acknowledged files read back through a fresh mount on c1 (in %v)", len(res.Acked), time.Since(began).Round(time.Millisecond))
 }
 
 func (c *cluster) startNode(ctx context.Context, host, start string) error {
