@@ -31,7 +31,11 @@ type StandbyConfig struct {
 	Dir       string        // DIR/metadata.mfs is the materialized metadata, DIR/standby.state its position
 	FoldLines int           // fold as soon as this many lines are waiting
 	FoldEvery time.Duration // fold waiting lines at least this often
-	Poll      time.Duration // look at the stream this often
+	// FoldReplay: fold when replaying the waiting lines would take longer (foldpolicy.go).
+	FoldReplay time.Duration
+	// FoldCPUPercent bounds the folds' average CPU, in percent of a core (foldpolicy.go).
+	FoldCPUPercent int
+	Poll           time.Duration // look at the stream this often
 	// MetaloggerDir, when set, is a local mfsmetalogger's DATA_PATH: its lines beyond the
 	// stream's are merged in (the better of the two paths).
 	MetaloggerDir string
@@ -51,7 +55,8 @@ type StandbyConfig struct {
 // DefaultStandbyConfig: at most about 50,000 lines wait (0.15 s of replay at 1M inodes), and
 // an idle stream costs three small requests every Poll (250 ms: the local copy trails by about that).
 func DefaultStandbyConfig() StandbyConfig {
-	return StandbyConfig{FoldLines: 50000, FoldEvery: 30 * time.Second, Poll: 250 * time.Millisecond}
+	return StandbyConfig{FoldLines: 50000, FoldEvery: 30 * time.Second, Poll: 250 * time.Millisecond,
+		FoldReplay: DefaultFoldReplay, FoldCPUPercent: DefaultFoldCPUPercent}
 }
 
 // Validate checks the fields, naming the setting.
@@ -65,6 +70,10 @@ func (c StandbyConfig) Validate() error {
 		return fmt.Errorf("FOLD_LINES = %d: want at least 1", c.FoldLines)
 	case c.FoldEvery <= 0 || c.Poll <= 0:
 		return fmt.Errorf("FOLD_EVERY = %v, POLL = %v: want more than 0", c.FoldEvery, c.Poll)
+	case c.FoldReplay <= 0:
+		return fmt.Errorf("FOLD_REPLAY = %v: want more than 0", c.FoldReplay)
+	case c.FoldCPUPercent < 1 || c.FoldCPUPercent > 400:
+		return fmt.Errorf("FOLD_CPU_PERCENT = %d: want 1 to 400 (percent of one core)", c.FoldCPUPercent)
 	case c.Poll > c.FoldEvery:
 		return fmt.Errorf("POLL = %v is longer than FOLD_EVERY = %v", c.Poll, c.FoldEvery)
 	}
@@ -102,7 +111,9 @@ type Standby struct {
 	ml         *metaloggerSource
 	newest     atomic.Pointer[stream.Timeline]
 	lastFold   time.Time // owned by the folder
-	costs      foldCosts // what the folds cost (foldcost.go)
+	// lastFoldStart: when the last fold began (the CPU bound counts from it); owned by the folder.
+	lastFoldStart time.Time
+	costs         foldCosts // what the folds cost (foldcost.go)
 }
 
 // NewStandby checks cfg, fills defaults and reads the persisted position, if any.
@@ -116,6 +127,12 @@ func NewStandby(cfg StandbyConfig, js jetstream.JetStream, store *snapshot.Store
 	}
 	if cfg.Poll == 0 {
 		cfg.Poll = def.Poll
+	}
+	if cfg.FoldReplay == 0 {
+		cfg.FoldReplay = def.FoldReplay
+	}
+	if cfg.FoldCPUPercent == 0 {
+		cfg.FoldCPUPercent = def.FoldCPUPercent
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -392,12 +409,20 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 		local, lastChange := s.local, s.lastChange
 		s.mu.Unlock()
 		waiting := int64(local) - int64(pos.Version)
-		// FOLD_EVERY folds only when a line that changes metadata waits: an idle 4.x master
-		// writes IDLE() every 30 s, and folding those would rewrite the metadata for nothing.
-		// FOLD_LINES counts every line (it bounds pending.mfs) and a forced fold takes all.
+		// FOLD_EVERY and FOLD_REPLAY fold only when a line that changes metadata waits: an
+		// idle 4.x master writes IDLE() every 30 s, and folding those would rewrite the
+		// metadata for nothing. FOLD_LINES counts every line (it bounds pending.mfs), the CPU
+		// bound holds all three back (foldpolicy.go), and a forced fold takes all.
 		changed := lastChange >= pos.Version
-		if waiting <= 0 || (!force && waiting < int64(s.cfg.FoldLines) && (!changed || time.Since(s.lastFold) < s.cfg.FoldEvery)) {
+		if waiting <= 0 {
 			return nil
+		}
+		if !force {
+			due, why := s.foldDue(waiting, changed, time.Now())
+			if !due {
+				return nil
+			}
+			s.log.Debug("folding", "why", why)
 		}
 		plan = Plan{Timeline: *tl, BaseFile: filepath.Join(s.cfg.Dir, "metadata.mfs"), LinesFile: s.pendingPath(), From: pos.Version, To: local - 1}
 	}
@@ -418,7 +443,7 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 		s.localHash = out.LastHash // what the metalogger's lines must continue
 	}
 	s.mu.Unlock()
-	s.lastFold = time.Now()
+	s.lastFold, s.lastFoldStart = time.Now(), start
 	took := time.Since(start)
 	s.m.Materialized.Set(float64(next.Version))
 	s.m.FoldSeconds.Observe(took.Seconds())

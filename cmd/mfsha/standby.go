@@ -58,6 +58,8 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	s.Int(&c.cfg.FoldLines, "fold-lines", "FOLD_LINES", def.FoldLines, "fold as soon as this many `lines` wait")
 	s.Duration(&c.cfg.FoldEvery, "fold-every", "FOLD_EVERY", def.FoldEvery, "fold waiting lines at least this `often`")
 	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "look at the stream this `often`")
+	s.Duration(&c.cfg.FoldReplay, "fold-replay", "FOLD_REPLAY", def.FoldReplay, "fold when replaying the waiting lines at a promotion would take longer than this `duration` (estimated from the folds)")
+	s.Int(&c.cfg.FoldCPUPercent, "fold-cpu-percent", "FOLD_CPU_PERCENT", def.FoldCPUPercent, "the folds' mfsmaster uses at most this `percent` of one core on average; holds every unforced fold back")
 	s.String(&c.cfg.MetaloggerDir, "metalogger", "METALOGGER_PATH", "", "a local mfsmetalogger's DATA_PATH (`directory`): its lines beyond the stream's are merged in")
 	s.String(&c.cfg.FoldUser, "fold-user", "FOLD_USER", restorer.DefaultFoldUser(), "the unprivileged `user` mfsmaster folds as, when run as root")
 	c.http.bind(s, ":9481")
