@@ -80,12 +80,28 @@ func TestLeaseLeaderOffMasterHost(t *testing.T) {
 	js, err := jetstream.New(nc)
 	must("JetStream", err)
 	stream := lease.StreamName()
+	// A client writing without pause through the master meanwhile: moving the lease's leader
+	// must cost it nothing acknowledged.
+	for _, h := range []string{lab.HostMasterB, lab.HostChunk} {
+		must("chunkserver "+h, l.StartChunkserver(ctx, h))
+	}
+	_, err = l.Mount(ctx, lab.HostClient)
+	must("mount on cl", err)
+	w, err := ha.StartWriter(ctx, l, lab.HostClient, "writer")
+	must("continuous writer on cl", err)
+	t.Cleanup(func() {
+		if w != nil {
+			w.Stop()
+		}
+	})
+	var moves []time.Time
 	watch := watchLease(lease, ma, epoch)
 
 	for round := 1; round <= 2; round++ {
 		logged := countLogLines(t, l)
 		onMA, asked, err := forceLeader(ctx, nc, js, stream, ma, 15*time.Second)
 		must(fmt.Sprintf("round %d: force the leader of %s onto ma", round, stream), err)
+		moves = append(moves, onMA)
 		leader, err := waitLeaderOff(ctx, js, stream, ma, onMA, 15*time.Second)
 		must(fmt.Sprintf("round %d: the node did not move the leader of %s off ma", round, stream), err)
 		t.Logf("round %d: leader of %s forced onto ma (%d step-down requests), moved off to %s after %v", round, stream, asked, leader, time.Since(onMA).Round(time.Millisecond))
@@ -99,6 +115,17 @@ func TestLeaseLeaderOffMasterHost(t *testing.T) {
 		}
 	}
 
+	res := w.Stop()
+	w = nil
+	t.Logf("continuous writer: %d files acknowledged, %d failed writes %v; whole run: %s", len(res.Acked), res.Failures, res.FirstFailures, res.Stalls(res.Start, res.End.Sub(res.Start)))
+	for i, at := range moves {
+		window := res.End.Sub(at)
+		if i+1 < len(moves) {
+			window = moves[i+1].Sub(at)
+		}
+		t.Logf("writer after leader move %d: %s", i+1, res.Stalls(at, window))
+	}
+	must("read-back of the writer's files through a fresh mount on c1", res.Verify(ctx, l, lab.HostChunk))
 	samples, readErrs, bad := watch()
 	t.Logf("lease read %d times while the leader moved (%d reads failed, during elections)", samples, readErrs)
 	if bad != "" {
