@@ -257,3 +257,5 @@ func (n *Node) publish(ctx context.Context, s NodeStatus) {
 type foldCoster interface {
 	FoldCost() (restorer.FoldCost, bool)
 }
+
+var _ foldCoster = (*restorer.Standby)(nil)
