@@ -123,8 +123,12 @@ func fold(ctx context.Context, master, work, data string, u FoldUser) (FoldRun, 
 	cmd := exec.CommandContext(ctx, master, "-c", cfg, "-a", "restore")
 	cmd.Dir = data
 	start := time.Now()
-	outp, err := cmd.CombinedOutput()
+	clock := &phaseClock{}
+	cmd.Stdout, cmd.Stderr = clock, clock
+	err := cmd.Run()
 	run := foldRunOf(cmd, time.Since(start))
+	run.Replay = clock.replay()
+	outp := clock.output()
 	_ = os.WriteFile(filepath.Join(work, "mfsmaster.log"), outp, 0o600)
 	if err != nil {
 		return run, fmt.Errorf("mfsmaster -a restore: %w\n%s", err, tailOf(outp))

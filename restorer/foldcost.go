@@ -1,6 +1,7 @@
 package restorer
 
 import (
+	"bytes"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -9,11 +10,56 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// FoldRun is what one `mfsmaster -a restore` cost, from the child's rusage.
+// FoldRun is what one `mfsmaster -a restore` cost, from the child's rusage and output.
 type FoldRun struct {
 	Took   time.Duration // wall clock
 	CPU    time.Duration // user + system
 	MaxRSS int64         // peak resident memory, bytes
+	// Replay: from the end of loading to the last progress line, by phaseClock; zero when
+	// mfsmaster printed no progress (a few thousand lines or fewer).
+	Replay time.Duration
+}
+
+// phaseClock collects mfsmaster -a restore's output and times its phases as the output
+// arrives (both releases print it unbuffered): after loading it prints a summary ("all
+// inodes: N" ... "chunks: N"), then "progress: current change: V (...)" every few thousand
+// lines while it replays, then saves the metadata silently and prints a last progress line
+// ending "ETA:finished". A marker split across two writes is missed: the estimate is then a
+// little short, never wrong by more than a progress step.
+type phaseClock struct {
+	mu           sync.Mutex
+	out          bytes.Buffer
+	loaded, last time.Time
+}
+
+func (p *phaseClock) Write(b []byte) (int, error) {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.out.Write(b)
+	progress := bytes.Contains(b, []byte("progress: current change"))
+	if p.loaded.IsZero() && (progress || bytes.Contains(b, []byte("chunks: "))) {
+		p.loaded = now
+	}
+	if progress && !bytes.Contains(b, []byte("finished")) {
+		p.last = now
+	}
+	return len(b), nil
+}
+
+func (p *phaseClock) output() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Bytes()
+}
+
+func (p *phaseClock) replay() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.loaded.IsZero() || p.last.Before(p.loaded) {
+		return 0
+	}
+	return p.last.Sub(p.loaded)
 }
 
 func foldRunOf(cmd *exec.Cmd, took time.Duration) FoldRun {
@@ -37,9 +83,10 @@ type FoldCost struct {
 	PeakRSS          int64   `json:"peak_rss_bytes"`    // its peak resident memory
 	Lines            int     `json:"lines"`             // lines folded
 	// PerLine estimates what replaying one line costs and Fixed what loading and saving the
-	// metadata costs, from mfsmaster's time over the last folds (a least-squares line through
-	// (lines, seconds)). While the folds all had about the same number of lines the two
-	// cannot be told apart: PerLine is then seconds/lines, an upper bound, and Fixed 0.
+	// metadata costs: measured from mfsmaster's progress output when it printed some
+	// (FoldRun.Replay), else from mfsmaster's time over the last folds (a least-squares line
+	// through (lines, seconds)). While the folds all had about the same number of lines the
+	// two cannot be told apart: PerLine is then seconds/lines, an upper bound, and Fixed 0.
 	PerLine float64 `json:"replay_seconds_per_line"`
 	Fixed   float64 `json:"fixed_seconds"`
 	// PendingReplay is PerLine times the lines waiting now: what a promotion would add to
@@ -67,6 +114,10 @@ func (c *foldCosts) record(run FoldRun, lines int, took time.Duration) FoldCost 
 		c.n++
 	}
 	fc.PerLine, fc.Fixed = c.estimate()
+	if run.Replay > 0 && lines > 0 { // measured, better than the fit
+		fc.PerLine = run.Replay.Seconds() / float64(lines)
+		fc.Fixed = max(0, run.Took.Seconds()-run.Replay.Seconds())
+	}
 	c.last = fc
 	c.folds++
 	return fc

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -80,4 +82,48 @@ func TestStandbyFoldCost(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg, "mfsha_standby_replay_seconds_per_line", "mfsha_standby_fold_cpu_seconds_total"); err != nil || n != 2 {
 		t.Fatalf("registered cost series: %d, %v; want 2", n, err)
 	}
+}
+
+// TestFoldTimesReplay: folding 200,000 lines, the real mfsmaster prints progress while it
+// replays; the fold's replay time comes from it, shorter than the whole run, and the cost
+// per line is measured rather than fitted.
+func TestFoldTimesReplay(t *testing.T) {
+	mfstest.RequireMooseFS(t)
+	u, err := LookupFoldUser("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := newWorkspace(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	data := filepath.Join(ws.dir, "data")
+	if err := prepareData(data, u); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"metadata.mfs": "MFSM NEW", "changelog.0.mfs": history(1, 200000)} {
+		p := filepath.Join(data, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if os.Geteuid() == 0 {
+			if err := os.Chown(p, u.UID, u.GID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run, err := fold(context.Background(), mfstest.Mfsmaster(t).Path, ws.dir, data, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Replay <= 0 || run.Replay >= run.Took {
+		t.Fatalf("fold %+v: want a replay time from mfsmaster's progress, shorter than the run", run)
+	}
+	var c foldCosts
+	fc := c.record(run, 200000, run.Took)
+	if want := run.Replay.Seconds() / 200000; fc.PerLine != want || fc.Fixed <= 0 {
+		t.Fatalf("cost %+v: want per line %g (measured) and a fixed part", fc, want)
+	}
+	t.Logf("200,000 lines: run %v, replay %v, %.2f µs/line", run.Took, run.Replay, fc.PerLine*1e6)
 }
