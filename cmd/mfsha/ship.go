@@ -76,6 +76,7 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	s.String(&c.standby.MetaloggerDir, "metalogger", "METALOGGER_PATH", "", "failover: a local mfsmetalogger's DATA_PATH (`directory`), merged in while standing by")
 	s.String(&c.standby.FoldUser, "fold-user", "FOLD_USER", restorer.DefaultFoldUser(), "failover: the unprivileged `user` mfsmaster folds as, when run as root")
 	c.standby.FoldLines, c.standby.FoldEvery, c.standby.Poll = sdef.FoldLines, sdef.FoldEvery, sdef.Poll
+	c.standby.FoldReplay, c.standby.FoldCPUPercent = sdef.FoldReplay, sdef.FoldCPUPercent
 	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {
 		return err
