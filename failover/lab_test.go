@@ -169,8 +169,15 @@ type fault struct {
 // c1: none may be lost or wrong.
 func (c *cluster) stopWriter(ctx context.Context, faults ...fault) {
 	c.t.Helper()
+	if len(faults) > 0 { // measure the whole window after the last fault
+		time.Sleep(time.Until(faults[len(faults)-1].at.Add(stallWindow)))
+	}
 	res := c.writer.Stop()
 	c.writer = nil
+	if res.KillWait > time.Second {
+		c.t.Logf("the writer was stuck in a write: it exited %v after SIGKILL (its last write completed %v before the kill)",
+			res.KillWait.Round(time.Millisecond), res.End.Sub(res.Times[len(res.Times)-1]).Round(time.Millisecond))
+	}
 	all := res.Stalls(res.Start, res.End.Sub(res.Start))
 	c.t.Logf("continuous writer: %d files acknowledged in %v, %d failed writes %v; whole run: %s",
 		len(res.Acked), res.End.Sub(res.Start).Round(time.Millisecond), res.Failures, res.FirstFailures, all)
@@ -390,7 +397,6 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	onMA := time.Now()
 	c.write(ctx, "back-on-ma")
 	c.verify(ctx)
-	c.stopWriter(ctx, faults...)
 	c.streamEpoch(ctx, epoch3)
 	// The announcement's schedule runs for its last offset after mfsmaster serves on ma.
 	def := failover.DefaultConfig()
@@ -435,6 +441,9 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 			t.Errorf("%s node log starts with %q, %v; want the version", h, first, err)
 		}
 	}
+	// Last: the writer's window may see a false failover on a loaded machine, which must
+	// not lose a file either.
+	c.stopWriter(ctx, faults...)
 }
 
 // mfshaVersion is the version bin reports (mfsha version: "mfsha VERSION (...)").

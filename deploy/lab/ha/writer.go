@@ -158,7 +158,7 @@ func (w *Writer) Stop() WriterResult {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return WriterResult{Host: w.host, Dir: w.dir, Start: w.start, End: end, Acked: w.acked, Times: w.times,
-		Failures: w.nfail, FirstFailures: w.fails}
+		Failures: w.nfail, FirstFailures: w.fails, KillWait: time.Since(end)}
 }
 
 // WriterResult is what a Writer did: the acknowledged files and when each close returned.
@@ -169,6 +169,9 @@ type WriterResult struct {
 	Times         []time.Time
 	Failures      int      // writes that returned an error (not acknowledged)
 	FirstFailures []string // the first few of them
+	// KillWait is how long the writer took to exit after SIGKILL: long when its write in
+	// flight was stuck in the kernel (a FUSE request the master does not answer).
+	KillWait time.Duration
 }
 
 // Stalls is how a continuous writer felt an interval: its longest gap between completed
