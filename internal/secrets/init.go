@@ -5,7 +5,6 @@ package secrets
 
 import (
 	"crypto/ed25519"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -150,13 +149,10 @@ func Init(o Options) ([]string, error) {
 	}
 	var names []string
 	for _, f := range files {
-		if err := writeFile(filepath.Join(o.Out, f.name), f.data, f.mode); err != nil {
+		if err := durable.WriteFile(filepath.Join(o.Out, f.name), f.data, f.mode); err != nil {
 			return nil, err
 		}
 		names = append(names, f.name)
-	}
-	if err := durable.SyncDir(o.Out); err != nil {
-		return nil, err
 	}
 	sort.Strings(names)
 	return names, nil
@@ -223,50 +219,14 @@ func build(o Options) ([]file, error) {
 	return files, nil
 }
 
-// signingPEM encodes the cluster signing key pair in internal/sign's file formats (PKCS#8
-// "PRIVATE KEY", PKIX "PUBLIC KEY"), in memory: the private key is written only to Out.
-// TestInitFiles loads both with internal/sign.
+// signingPEM encodes the cluster signing key pair in internal/sign's file formats, in memory:
+// the private key is written only to Out.
 func signingPEM(priv ed25519.PrivateKey) (privPEM, pubPEM []byte, err error) {
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
+	if privPEM, err = sign.EncodePrivate(priv); err != nil {
 		return nil, nil, fmt.Errorf("signing key: %w", err)
 	}
-	pder, err := x509.MarshalPKIXPublicKey(priv.Public())
-	if err != nil {
+	if pubPEM, err = sign.EncodePublic(priv.Public().(ed25519.PublicKey)); err != nil {
 		return nil, nil, fmt.Errorf("signing key: %w", err)
 	}
-	return pemBlock("PRIVATE KEY", der), pemBlock("PUBLIC KEY", pder), nil
-}
-
-// writeFile writes data to path atomically, created with mode so a secret is never readable
-// by others, even for a moment.
-func writeFile(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return privPEM, pubPEM, nil
 }

@@ -72,56 +72,40 @@ func WriteKeyPair(dir string) (privPath, pubPath string, err error) {
 	return privPath, pubPath, nil
 }
 
+// EncodePrivate returns priv in the private key file format (PEM "PRIVATE KEY", PKCS#8).
+func EncodePrivate(priv ed25519.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pemPrivate, Bytes: der}), nil
+}
+
+// EncodePublic returns pub in the public key file format (PEM "PUBLIC KEY", PKIX).
+func EncodePublic(pub ed25519.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pemPublic, Bytes: der}), nil
+}
+
 // WritePrivate writes priv to path in the private key format, mode 0600, atomically.
 func WritePrivate(path string, priv ed25519.PrivateKey) error {
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	b, err := EncodePrivate(priv)
 	if err != nil {
 		return fmt.Errorf("signing key %s: %w", path, err)
 	}
-	return writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: pemPrivate, Bytes: der}), 0o600)
+	return durable.WriteFile(path, b, 0o600)
 }
 
 // WritePublic writes pub to path in the public key format, mode 0644, atomically.
 func WritePublic(path string, pub ed25519.PublicKey) error {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	b, err := EncodePublic(pub)
 	if err != nil {
 		return fmt.Errorf("public key %s: %w", path, err)
 	}
-	return writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: pemPublic, Bytes: der}), 0o644)
-}
-
-// writeAtomic: temp file in the same directory (created with mode, so a secret is never
-// readable by others even for a moment), fsync, rename, fsync the directory.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return durable.SyncDir(dir)
+	return durable.WriteFile(path, b, 0o644)
 }
 
 // LoadPrivate reads a private key file. Errors name the file and what is wrong with it; a key
