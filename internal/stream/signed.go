@@ -37,20 +37,9 @@ const (
 // must be added here under a new version string.
 func BatchSigned(subject string, b BatchInfo, payload []byte) []byte {
 	sum := sha256.Sum256(payload)
-	buf := make([]byte, 0, 512)
-	buf = append(buf, "mfsha-batch-v1\n"...)
-	str := func(k, v string) {
-		buf = append(buf, k...)
-		buf = append(buf, '=')
-		buf = strconv.AppendQuote(buf, v)
-		buf = append(buf, '\n')
-	}
-	num := func(k string, v uint64) {
-		buf = append(buf, k...)
-		buf = append(buf, '=')
-		buf = strconv.AppendUint(buf, v, 10)
-		buf = append(buf, '\n')
-	}
+	e := canonical{buf: make([]byte, 0, 512)}
+	e.buf = append(e.buf, "mfsha-batch-v1\n"...)
+	str, num := e.str, e.num
 	str("subject", subject)
 	num("timeline", b.Timeline)
 	num("timeline-parent", b.ParentTimeline)
@@ -67,10 +56,10 @@ func BatchSigned(subject string, b BatchInfo, payload []byte) []byte {
 	str("source", b.Source)
 	str("writer", b.Writer)
 	str("encoding", EncodingZstd)
-	buf = append(buf, "payload-sha256="...)
-	buf = hex.AppendEncode(buf, sum[:])
-	buf = append(buf, '\n')
-	return buf
+	e.buf = append(e.buf, "payload-sha256="...)
+	e.buf = hex.AppendEncode(e.buf, sum[:])
+	e.buf = append(e.buf, '\n')
+	return e.buf
 }
 
 // SignedHeader is b.Header() with the signature of s over BatchSigned(subject, b, payload).
@@ -104,33 +93,32 @@ func VerifyBatch(v *sign.Verifier, seq uint64, subject string, h nats.Header, pa
 //	bucket=<quoted>\n name=<quoted>\n timeline=<dec>\n version=<dec>\n metaid=<dec>\n
 //	time=<dec>\n size=<dec>\n sha256=<quoted>\n source=<quoted>\n moosefs=<quoted>\n
 func SnapshotSigned(bucket, name string, timeline, version, metaID uint64, time, size int64, sha256hex, source, moosefs string) []byte {
-	buf := make([]byte, 0, 384)
-	buf = append(buf, "mfsha-snapshot-v1\n"...)
-	str := func(k, v string) {
-		buf = append(buf, k...)
-		buf = append(buf, '=')
-		buf = strconv.AppendQuote(buf, v)
-		buf = append(buf, '\n')
-	}
-	num := func(k string, v uint64) {
-		buf = append(buf, k...)
-		buf = append(buf, '=')
-		buf = strconv.AppendUint(buf, v, 10)
-		buf = append(buf, '\n')
-	}
+	e := canonical{buf: make([]byte, 0, 384)}
+	e.buf = append(e.buf, "mfsha-snapshot-v1\n"...)
+	str, num := e.str, e.num
 	str("bucket", bucket)
 	str("name", name)
 	num("timeline", timeline)
 	num("version", version)
 	num("metaid", metaID)
-	buf = append(buf, "time="...)
-	buf = strconv.AppendInt(buf, time, 10)
-	buf = append(buf, '\n')
-	buf = append(buf, "size="...)
-	buf = strconv.AppendInt(buf, size, 10)
-	buf = append(buf, '\n')
+	e.int("time", time)
+	e.int("size", size)
 	str("sha256", sha256hex)
 	str("source", source)
 	str("moosefs", moosefs)
-	return buf
+	return e.buf
+}
+
+// canonical appends the "key=value\n" lines of a signed encoding.
+type canonical struct{ buf []byte }
+
+func (e *canonical) str(k, v string)        { e.field(k, strconv.AppendQuote(nil, v)) }
+func (e *canonical) num(k string, v uint64) { e.field(k, strconv.AppendUint(nil, v, 10)) }
+func (e *canonical) int(k string, v int64)  { e.field(k, strconv.AppendInt(nil, v, 10)) }
+
+func (e *canonical) field(k string, v []byte) {
+	e.buf = append(e.buf, k...)
+	e.buf = append(e.buf, '=')
+	e.buf = append(e.buf, v...)
+	e.buf = append(e.buf, '\n')
 }
