@@ -12,7 +12,6 @@ import (
 
 	"github.com/mfsha/mfsha/internal/jstest"
 	"github.com/mfsha/mfsha/internal/mfstest"
-	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/internal/stream"
 	"github.com/mfsha/mfsha/shipper"
 )
@@ -25,11 +24,7 @@ func TestRestoreAcrossABridgedHole(t *testing.T) {
 	mfstest.RequireMooseFS(t)
 	js := jstest.Start(t)
 	ctx := context.Background()
-	store, err := snapshot.Open(ctx, js, cluster, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store = store.WithSigner(testSigner).WithVerifier(testVerifier)
+	store := signedStore(t, js)
 	dir := t.TempDir()
 	src, version := mfstest.MakeMetadata(t, t.TempDir(), 77, 28) // f2..f29: the state after line 29
 	if version != 30 {
@@ -71,7 +66,7 @@ func TestRestoreAcrossABridgedHole(t *testing.T) {
 	if err := store.Delete(ctx, stream.SnapshotName(1, 30)); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = restore(t, js, store, Target{Version: 35}, t.TempDir(), false)
+	_, _, err := restore(t, js, store, Target{Version: 35}, t.TempDir(), false)
 	if !errors.Is(err, ErrGap) || !strings.Contains(err.Error(), "versions 29..29 are not in the changelog") {
 		t.Fatalf("past the hole without its snapshot: %v; want ErrGap naming version 29", err)
 	}

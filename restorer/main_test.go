@@ -1,11 +1,15 @@
 package restorer
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/mfsha/mfsha/internal/sign"
+	"github.com/mfsha/mfsha/internal/snapshot"
 )
 
 // testSigner and testVerifier are the cluster key of every test in this package: shippers
@@ -38,4 +42,14 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// signedStore opens the cluster's snapshot store on js, signing and verifying with the test key.
+func signedStore(t *testing.T, js jetstream.JetStream) *snapshot.Store {
+	t.Helper()
+	store, err := snapshot.Open(context.Background(), js, cluster, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.WithSigner(testSigner).WithVerifier(testVerifier)
 }

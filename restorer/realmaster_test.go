@@ -82,11 +82,7 @@ func newRealCluster(ctx context.Context, t *testing.T, name string, hosts ...lab
 		t.Fatal(err)
 	}
 	js := jstest.Start(t)
-	store, err := snapshot.Open(ctx, js, cluster, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store = store.WithSigner(testSigner).WithVerifier(testVerifier)
+	store := signedStore(t, js)
 	data := l.MasterDataDir(lab.HostMasterA)
 	// Snapshots checked often: a test's master replaces its snapshot files within seconds
 	// (4.x renames metadata.mfs at start, shifts metadata.mfs.back at a stop), and one is

@@ -49,11 +49,7 @@ func shipped(t *testing.T) (jetstream.JetStream, *snapshot.Store, string) {
 	mfstest.RequireMooseFS(t)
 	js := jstest.Start(t)
 	ctx := context.Background()
-	store, err := snapshot.Open(ctx, js, cluster, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store = store.WithSigner(testSigner).WithVerifier(testVerifier)
+	store := signedStore(t, js)
 	dir := t.TempDir()
 	snap, version := mfstest.MakeMetadata(t, t.TempDir(), 77, 1000)
 	b, _ := os.ReadFile(snap)

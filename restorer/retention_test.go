@@ -32,11 +32,7 @@ func TestRetentionKeepsTheWindowRestorable(t *testing.T) {
 	mfstest.RequireMooseFS(t)
 	js := jstest.Start(t)
 	ctx := context.Background()
-	store, err := snapshot.Open(ctx, js, cluster, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store = store.WithSigner(testSigner).WithVerifier(testVerifier)
+	store := signedStore(t, js)
 	const window = 72 * time.Hour
 	now := time.Now()
 	// Timeline 1: lines 1..3000 from 100 h ago to 10 h ago (the window starts near line 934).
