@@ -251,6 +251,11 @@ func (s *Standby) loadPendingLocked() error {
 	for sc.Scan() {
 		v := sc.Line().Version
 		if v < next {
+			// A line kept because the stream lacks it (see unshippedFrom); the one just
+			// below the materialized version is what the metalogger's next line continues.
+			if v+1 == next {
+				s.localHash = stream.LineHash(sc.Raw())
+			}
 			good += int64(len(sc.Raw()) + 1)
 			continue
 		}
@@ -336,6 +341,19 @@ func (s *Standby) follow(ctx context.Context) error {
 		if res.Lines > 0 {
 			s.local, s.localHash = res.LastLine+1, res.LastHash
 			appended += res.Lines
+		}
+	}
+	if s.ml != nil && s.localHash == 0 && tl != nil && s.local > tl.FirstVersion && s.local-1 <= tl.LastVersion {
+		// The metalogger's lines must continue ours, checked by the hash of our last line;
+		// after a resynchronization or a restart with nothing pending that line is only in
+		// the stream. Without it the metalogger would never be merged, and a promotion right
+		// then would miss the lines the old master never shipped.
+		var res Outcome
+		res, err = streamLines(ctx, s.js, s.check, s.cfg.Cluster, Plan{Timeline: *tl, From: s.local - 1, To: s.local - 1}, io.Discard)
+		if err == nil && res.Lines == 1 && res.LastLine == s.local-1 {
+			s.localHash = res.LastHash
+		} else if s.log != nil {
+			s.log.Warn("metalogger not merged: the stream's line before it could not be read", "version", s.local-1, "err", err)
 		}
 	}
 	if s.ml != nil && s.localHash != 0 {
@@ -438,7 +456,7 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 	}
 	s.mu.Lock()
 	s.pos.Store(&next)
-	err = s.compact(plan.LinesFile == "")
+	err = s.compact(plan.LinesFile == "", unshippedFrom(next, s.newest.Load()))
 	if s.local == next.Version && out.Lines > 0 {
 		s.localHash = out.LastHash // what the metalogger's lines must continue
 	}
@@ -452,10 +470,29 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 	return err
 }
 
+// unshippedFrom is the first version of the materialized timeline that the stream does not
+// hold yet (as far as the standby last saw it): pending.mfs keeps the lines from there on even
+// once they are folded. They came from the metalogger, and only this host has them.
+//
+// Why: the old master can die with lines its metalogger got but its shipper had not shipped.
+// A standby that folded them and is then promoted starts mfsmaster on metadata that holds
+// them; the stream must get them too, or its next line would follow a hole (the new master's
+// shipper stops at it, and every other standby and restore with it). HandOver gives these lines
+// to the new master as changelog.1.mfs, whose shipper then ships them, signed, before its own
+// (mfsmaster -a skips lines below the metadata's version).
+func unshippedFrom(pos Position, tl *stream.Timeline) uint64 {
+	if tl == nil || tl.Timeline != pos.Timeline || tl.LastVersion+1 >= pos.Version {
+		return pos.Version
+	}
+	return tl.LastVersion + 1
+}
+
 // compact drops from pending.mfs the lines now in the materialized metadata (all of them
-// after a resynchronization), atomically. Called with mu held.
-func (s *Standby) compact(reset bool) error {
+// after a resynchronization), except those from keepFrom on (see unshippedFrom), atomically.
+// Called with mu held.
+func (s *Standby) compact(reset bool, keepFrom uint64) error {
 	pos := s.Materialized()
+	keepFrom = min(keepFrom, pos.Version)
 	tmp := s.pendingPath() + ".tmp"
 	out, err := os.Create(tmp)
 	if err != nil {
@@ -466,7 +503,7 @@ func (s *Standby) compact(reset bool) error {
 	if in, err := os.Open(s.pendingPath()); err == nil && !reset {
 		sc := changelog.NewScanner(in, s.pendingPath())
 		for sc.Scan() {
-			if sc.Line().Version >= pos.Version {
+			if sc.Line().Version >= keepFrom {
 				w.Write(sc.Raw())
 				w.WriteByte('\n')
 			}

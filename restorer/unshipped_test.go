@@ -1,0 +1,116 @@
+package restorer
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mfsha/mfsha/internal/mfstest"
+
+	"github.com/mfsha/mfsha/internal/stream"
+)
+
+// A fold keeps in pending.mfs the lines the stream does not hold yet (they came from the
+// metalogger): a promotion hands them to the new master, whose shipper ships them.
+func TestFoldKeepsUnshippedLines(t *testing.T) {
+	cases := []struct {
+		name string
+		tl   *stream.Timeline
+		want uint64
+	}{
+		{"the stream holds every folded line", &stream.Timeline{Timeline: 1, LastVersion: 30}, 12},
+		{"the stream ends at 7: lines 8 on came from the metalogger", &stream.Timeline{Timeline: 1, LastVersion: 7}, 8},
+		{"the stream ends at 11, just below the metadata", &stream.Timeline{Timeline: 1, LastVersion: 11}, 12},
+		{"the stream moved to another timeline", &stream.Timeline{Timeline: 2, LastVersion: 7}, 12},
+		{"no stream seen", nil, 12},
+	}
+	pos := Position{Timeline: 1, Version: 12}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := unshippedFrom(pos, c.tl); got != c.want {
+				t.Fatalf("unshippedFrom = %d, want %d", got, c.want)
+			}
+			dir := t.TempDir()
+			s := &Standby{cfg: StandbyConfig{Dir: dir}, local: 21}
+			s.pos.Store(&pos)
+			if err := os.WriteFile(s.pendingPath(), []byte(history(5, 20)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.compact(false, unshippedFrom(pos, c.tl)); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(filepath.Join(dir, "pending.mfs"))
+			if string(b) != history(int(c.want), 20) {
+				t.Fatalf("pending.mfs after the fold:\n%s\nwant lines %d to 20", b, c.want)
+			}
+			// Loading it again still resumes after line 20 (the kept lines are below the
+			// materialized version).
+			if err := s.loadPending(); err != nil || s.Local() != 20 {
+				t.Fatalf("after loadPending: local %d (%v), want 20", s.Local(), err)
+			}
+		})
+	}
+}
+
+// A standby merges its metalogger's lines even when its own last line is only in the stream
+// (nothing pending after a fold and a restart), and after a restart keeps merging from the
+// lines it folded but the stream lacks.
+func TestStandbyMergesMetaloggerAfterRestart(t *testing.T) {
+	js, store, _ := shipped(t) // lines 1..3001 and a snapshot of version 1002
+	sdir, ml := t.TempDir(), t.TempDir()
+	cfg := DefaultStandbyConfig()
+	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 500, time.Second, 50*time.Millisecond
+	cfg.Mfsmaster = mfstest.Mfsmaster(t)
+	cfg.Verifier = testVerifier
+	run := func() (*Standby, func()) {
+		sb, err := NewStandby(cfg, js, store, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- sb.Run(ctx) }()
+		return sb, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	sb, stop := run()
+	wait("the stream's lines folded", func() bool { return sb.Materialized().Version == 3002 })
+	stop()
+
+	cfg.MetaloggerDir = ml
+	writeML := func(to int) {
+		if err := os.WriteFile(filepath.Join(ml, "changelog_ml.0.mfs"), []byte(history(2990, to)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeML(3050)
+	sb, stop = run()
+	wait("the metalogger's lines after the stream's last one", func() bool { return sb.Local() == 3050 })
+	wait("them folded", func() bool { return sb.Materialized().Version == 3051 })
+	stop()
+	if b, _ := os.ReadFile(filepath.Join(sdir, "pending.mfs")); string(b) != history(3002, 3050) {
+		t.Fatalf("pending.mfs after folding the metalogger's lines holds\n%.300s\nwant lines 3002-3050 (the stream lacks them)", b)
+	}
+
+	writeML(3100)
+	sb, stop = run()
+	defer stop()
+	wait("the metalogger's next lines after a restart", func() bool { return sb.Local() == 3100 })
+}
