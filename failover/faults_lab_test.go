@@ -3,7 +3,9 @@ package failover_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mfsha/mfsha/deploy/lab"
+	"github.com/mfsha/mfsha/deploy/lab/ha"
 	"github.com/mfsha/mfsha/failover"
 	"github.com/mfsha/mfsha/internal/stream"
 )
@@ -184,4 +187,45 @@ func (c *cluster) jsStream(ctx context.Context) jetstream.Stream {
 	st, err := js.Stream(ctx, stream.StreamName(c.name))
 	c.must("stream", err)
 	return st
+}
+
+// TestFailoverNATSFrozen: every NATS server stops for 3 s (SIGSTOP), long enough for ma's
+// renewals to miss their deadline, not for the lease to expire. ma fences itself, its master
+// healthy and holding lines it could not ship, then takes the lease again with its own files
+// (retake): no acknowledged file is lost, and the VIP is never held twice.
+func TestFailoverNATSFrozen(t *testing.T) {
+	c := newCluster(t, "z")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	epoch := c.before(ctx, 3)
+	var pids []int
+	for _, h := range []string{lab.HostNATS1, lab.HostNATS2, lab.HostNATS3} {
+		p, err := c.l.Procs(h, "mfsha")
+		c.must("NATS on "+h, err)
+		pids = append(pids, p...)
+	}
+	if len(pids) != 3 {
+		t.Fatalf("NATS processes: %v; want 3", pids)
+	}
+	frozen := time.Now()
+	for _, pid := range pids {
+		c.must("SIGSTOP NATS", syscall.Kill(pid, syscall.SIGSTOP))
+	}
+	time.Sleep(3 * time.Second)
+	for _, pid := range pids {
+		c.must("SIGCONT NATS", syscall.Kill(pid, syscall.SIGCONT))
+	}
+	c.write(ctx, "after-freeze")
+	t.Logf("a write issued after the 3 s freeze completed %v after it began", time.Since(frozen).Round(10*time.Millisecond))
+	e := c.waitMaster(ctx, lab.HostMasterA)
+	if e <= epoch {
+		t.Fatalf("ma serves at epoch %d, was %d: the lease was never lost (the test proves nothing)", e, epoch)
+	}
+	b, _ := os.ReadFile(ha.NodeLog(c.l, lab.HostMasterA))
+	if !strings.Contains(string(b), "retake: ") || strings.Contains(string(b), "they are archived, never shipped") {
+		t.Errorf("ma's log shows no retake with its own files, or archived unshipped lines")
+	}
+	c.caughtUp(ctx, lab.HostMasterB)
+	c.verify(ctx)
+	c.stopWriter(ctx, fault{"SIGSTOP of every NATS server for 3 s", frozen})
 }

@@ -135,8 +135,11 @@ func (n *Node) Run(ctx context.Context, start Role) error {
 			continue
 		}
 		n.setRole(RoleMaster)
-		n.serve(ctx, t)
+		healthy := n.serve(ctx, t)
 		t, fenced = nil, true
+		if healthy && ctx.Err() == nil {
+			t = n.retake(ctx)
+		}
 	}
 	return nil
 }
@@ -144,34 +147,65 @@ func (n *Node) Run(ctx context.Context, start Role) error {
 // boot takes a free lease with the local master's own files, when they hold every line the
 // stream has; nil when the node must stand by instead.
 func (n *Node) boot(ctx context.Context) *term {
+	return n.takeLocal(ctx, "boot", time.Time{})
+}
+
+// retake follows a term that ended only because the lease was lost while mfsmaster was
+// healthy (renewals missed their deadline: NATS slow, its leader moving, a loaded host). It
+// takes the lease again with this host's own files when the lease is free, or still names
+// this node, and the files continue the stream (boot's rule), trying until two lease TTLs
+// have passed; nil when the node must stand by instead.
+//
+// Why: those files may hold lines the shipper had not shipped when the term ended. Standing
+// by archives them, and a promotion from the stream (this node's own, or another standby's
+// without a metalogger that got them) would serve without them: acknowledged writes lost
+// to a failover nobody needed. Safety: the lease is taken by compare-and-set on the revision
+// read (as at boot), so a node that promoted meanwhile wins and this one stands by; and the
+// files must hold the stream's last line with the stream's hash, so a history that moved on
+// without them is never resumed.
+func (n *Node) retake(ctx context.Context) *term {
+	return n.takeLocal(ctx, "retake", time.Now().Add(2*n.cfg.LeaseTTL))
+}
+
+// takeLocal is boot and retake: what names the log lines; a zero until retries a lease that
+// cannot be read forever.
+func (n *Node) takeLocal(ctx context.Context, what string, until time.Time) *term {
 	for ctx.Err() == nil {
 		rec, rev, err := n.d.Lease.Read(ctx)
 		if err != nil {
-			n.log.Warn("boot: cannot read the lease; retrying", "err", err)
-			sleep(ctx, time.Second)
+			if !until.IsZero() && time.Now().After(until) {
+				n.log.Warn(what+": cannot read the lease; standing by", "err", err)
+				return nil
+			}
+			n.log.Warn(what+": cannot read the lease; retrying", "err", err)
+			sleep(ctx, min(time.Second, n.cfg.RenewEvery))
 			continue
 		}
 		mine := rev != 0 && rec.Holder == n.cfg.Name && rec.State != StateReleased
 		if !Free(rec, rev, n.cfg.Name) && !mine {
-			n.log.Info("boot: the lease is held by another node; standing by", "holder", rec.Holder, "epoch", rec.Epoch)
+			n.log.Info(what+": the lease is held by another node; standing by", "holder", rec.Holder, "epoch", rec.Epoch)
 			return nil
 		}
 		ok, why, err := n.localContinues(ctx)
 		if err != nil {
-			n.log.Warn("boot: cannot compare the local files with the stream; retrying", "err", err)
-			sleep(ctx, time.Second)
+			if !until.IsZero() && time.Now().After(until) {
+				n.log.Warn(what+": cannot compare the local files with the stream; standing by", "err", err)
+				return nil
+			}
+			n.log.Warn(what+": cannot compare the local files with the stream; retrying", "err", err)
+			sleep(ctx, min(time.Second, n.cfg.RenewEvery))
 			continue
 		}
 		if !ok {
-			n.log.Info("boot: the local master's files do not continue the stream; standing by", "why", why)
+			n.log.Info(what+": the local master's files do not continue the stream; standing by", "why", why)
 			return nil
 		}
 		if mine {
-			n.log.Info("boot: the lease names this node (a restart): taking it over", "epoch", rec.Epoch)
+			n.log.Info(what+": the lease still names this node: taking it over", "epoch", rec.Epoch)
 		}
 		t, err := n.takeOver(ctx, rec, rev, why)
 		if err != nil {
-			n.log.Error("boot: could not start as master; standing by", "err", err)
+			n.log.Error(what+": could not start as master; standing by", "err", err)
 			return nil
 		}
 		return t

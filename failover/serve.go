@@ -113,8 +113,9 @@ func (n *Node) fence(t *term, kill bool, stop time.Duration) {
 // serve is the master role: it watches the master's health, the lease and switchover
 // requests until one of them ends the term, and leaves this host fenced. Its loop never waits
 // on NATS: the status, switchover and placement requests run beside it (sidecar), so that a
-// NATS that stopped answering cannot delay fencing.
-func (n *Node) serve(ctx context.Context, t *term) {
+// NATS that stopped answering cannot delay fencing. It returns true when the term ended only
+// because the lease was lost, mfsmaster healthy (see retake).
+func (n *Node) serve(ctx context.Context, t *term) (healthy bool) {
 	checker := NewChecker(nil, n.d.Master.ProbeAddr(), n.cfg.CheckTimeout, n.cfg.CheckFailures)
 	check := time.NewTicker(n.cfg.CheckEvery)
 	defer check.Stop()
@@ -133,21 +134,21 @@ func (n *Node) serve(ctx context.Context, t *term) {
 		select {
 		case <-ctx.Done():
 			n.handOver(t, "", "the node was stopped")
-			return
+			return false
 		case <-n.d.Master.Exited():
 			n.failed(t, "mfsmaster exited")
-			return
+			return false
 		case <-t.k.lost:
 			t.shStop() // first: it must not append once the lease may be another's
 			n.fence(t, false, 0)
-			return
+			return true
 		case err := <-t.shDone:
 			t.shDone <- err
 			if errors.Is(err, shipper.ErrNotSoleWriter) {
 				n.log.Error("another writer appended to the stream: fencing", "err", err)
 				n.fence(t, true, 0)
 				t.k.markStopped()
-				return
+				return false
 			}
 			if err != nil {
 				n.log.Error("shipping stopped; the master keeps serving but standbys fall behind", "err", err)
@@ -157,12 +158,12 @@ func (n *Node) serve(ctx context.Context, t *term) {
 		case to := <-switchTo:
 			n.log.Info("switchover requested", "to", to)
 			n.handOver(t, to, "switchover to "+to)
-			return
+			return false
 		case <-check.C:
 			down, v, err := checker.Check(ctx)
 			if down {
 				n.failed(t, fmt.Sprintf("health check failed %d times: %v", n.cfg.CheckFailures, err))
-				return
+				return false
 			}
 			if err == nil {
 				n.checkedAt.Store(time.Now().UnixNano())
