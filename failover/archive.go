@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mfsha/mfsha/internal/durable"
+	"github.com/mfsha/mfsha/restorer"
 	"github.com/mfsha/mfsha/shipper"
 )
 
@@ -65,7 +66,7 @@ func (n *Node) archiveFiles(dir, why, detail string) error {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.Type().IsRegular() && (strings.HasPrefix(e.Name(), "metadata") || strings.HasPrefix(e.Name(), "changelog")) {
+		if e.Type().IsRegular() && (strings.HasPrefix(e.Name(), "metadata") || strings.HasPrefix(e.Name(), "changelog") || e.Name() == restorer.RestoredFile) {
 			names = append(names, e.Name())
 		}
 	}

@@ -46,6 +46,9 @@ type Standby interface {
 	HandOver(dir string) error
 	Local() uint64
 	Materialized() restorer.Position
+	// Lag's ok is false while the materialized metadata is not on the stream's newest
+	// timeline (or nothing is materialized): such a standby cannot promote.
+	Lag() (lines uint64, ok bool, why string)
 }
 
 // History tells what the stream holds.
@@ -115,12 +118,17 @@ func (n *Node) setRole(r Role) {
 
 // Run acts as the lease dictates until ctx ends, starting as start: a RoleMaster node takes a
 // free lease at once if its own master's files continue the stream (the host that was master
-// before a restart of the whole cluster); a RoleStandby node stands by. A master that stops on
+// before a restart of the whole cluster) or hold a point-in-time restore to serve
+// (restoredLocal: it returns ErrRestoredLeaseHeld if the lease is held); a RoleStandby node
+// stands by. A master that stops on
 // ctx stops mfsmaster cleanly, ships its last lines, removes the VIP and releases the lease.
 func (n *Node) Run(ctx context.Context, start Role) error {
 	var t *term
 	if start == RoleMaster {
-		t = n.boot(ctx)
+		var err error
+		if t, err = n.boot(ctx); err != nil {
+			return err
+		}
 	}
 	fenced := false
 	for ctx.Err() == nil {
@@ -146,7 +154,7 @@ func (n *Node) Run(ctx context.Context, start Role) error {
 
 // boot takes a free lease with the local master's own files, when they hold every line the
 // stream has; nil when the node must stand by instead.
-func (n *Node) boot(ctx context.Context) *term {
+func (n *Node) boot(ctx context.Context) (*term, error) {
 	return n.takeLocal(ctx, "boot", time.Time{})
 }
 
@@ -164,18 +172,28 @@ func (n *Node) boot(ctx context.Context) *term {
 // files must hold the stream's last line with the stream's hash, so a history that moved on
 // without them is never resumed.
 func (n *Node) retake(ctx context.Context) *term {
-	return n.takeLocal(ctx, "retake", time.Now().Add(2*n.cfg.LeaseTTL))
+	t, _ := n.takeLocal(ctx, "retake", time.Now().Add(2*n.cfg.LeaseTTL)) // no restore at a retake: no error
+	return t
 }
 
 // takeLocal is boot and retake: what names the log lines; a zero until retries a lease that
 // cannot be read forever.
-func (n *Node) takeLocal(ctx context.Context, what string, until time.Time) *term {
+func (n *Node) takeLocal(ctx context.Context, what string, until time.Time) (*term, error) {
+	var restored string // at boot: why DATA_PATH holds a restore to serve (see restoredLocal)
+	if until.IsZero() {
+		why, ok, err := n.restoredLocal()
+		if err != nil {
+			n.log.Error(what+": a restore's mark is ignored", "err", err)
+		} else if ok {
+			restored = why
+		}
+	}
 	for ctx.Err() == nil {
 		rec, rev, err := n.d.Lease.Read(ctx)
 		if err != nil {
 			if !until.IsZero() && time.Now().After(until) {
 				n.log.Warn(what+": cannot read the lease; standing by", "err", err)
-				return nil
+				return nil, nil
 			}
 			n.log.Warn(what+": cannot read the lease; retrying", "err", err)
 			sleep(ctx, min(time.Second, n.cfg.RenewEvery))
@@ -183,34 +201,41 @@ func (n *Node) takeLocal(ctx context.Context, what string, until time.Time) *ter
 		}
 		mine := rev != 0 && rec.Holder == n.cfg.Name && rec.State != StateReleased
 		if !Free(rec, rev, n.cfg.Name) && !mine {
+			if restored != "" {
+				return nil, fmt.Errorf("%w (%s, epoch %d): stop every failover node first (the master hands over), then start this one", ErrRestoredLeaseHeld, rec.Holder, rec.Epoch)
+			}
 			n.log.Info(what+": the lease is held by another node; standing by", "holder", rec.Holder, "epoch", rec.Epoch)
-			return nil
+			return nil, nil
 		}
 		ok, why, err := n.localContinues(ctx)
 		if err != nil {
 			if !until.IsZero() && time.Now().After(until) {
 				n.log.Warn(what+": cannot compare the local files with the stream; standing by", "err", err)
-				return nil
+				return nil, nil
 			}
 			n.log.Warn(what+": cannot compare the local files with the stream; retrying", "err", err)
 			sleep(ctx, min(time.Second, n.cfg.RenewEvery))
 			continue
 		}
+		if !ok && restored != "" {
+			n.log.Warn(what+": serving a point-in-time restore", "why", restored, "instead_of", why)
+			ok, why = true, restored
+		}
 		if !ok {
 			n.log.Info(what+": the local master's files do not continue the stream; standing by", "why", why)
-			return nil
+			return nil, nil
 		}
 		if mine {
 			n.log.Info(what+": the lease still names this node: taking it over", "epoch", rec.Epoch)
 		}
-		t, err := n.takeOver(ctx, rec, rev, why)
+		t, err := n.takeOver(ctx, rec, rev, why, restored != "" && why == restored)
 		if err != nil {
 			n.log.Error(what+": could not start as master; standing by", "err", err)
-			return nil
+			return nil, nil
 		}
-		return t
+		return t, nil
 	}
-	return nil
+	return nil, nil
 }
 
 // localContinues tells whether this host's master DATA_PATH holds every line the stream has

@@ -72,9 +72,13 @@ func (n *Node) watch(ctx context.Context, sb Standby, started time.Time, poll ti
 			}
 		case Free(rec, rev, n.cfg.Name):
 			handed := rec.To == n.cfg.Name
+			_, current, why := sb.Lag()
 			switch {
-			case sb.Materialized().Version == 0:
-				n.log.Debug("standby: the lease is free but nothing is materialized yet")
+			case !current:
+				// Taking the lease would only fail and release it again, in a loop: wait
+				// until the standby has resynchronized (after a point-in-time restore, once
+				// the new timeline's first snapshot is in the stream).
+				n.log.Debug("standby: the lease is free but this standby cannot promote yet", "why", why)
 			case !handed && time.Since(started) < n.cfg.StartGrace:
 				n.log.Debug("standby: the lease is free; waiting out START_GRACE")
 			default:
@@ -174,52 +178,6 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	n.log.Info("promoted: this node is the master", "epoch", epoch, "version", v, "materialized", pos.Version, "timeline", pos.Timeline,
 		"final_from_old_master", final, "drain", folded.Sub(start).Round(time.Millisecond), "mfsmaster_start", serving.Sub(folded).Round(time.Millisecond),
 		"total", time.Since(start).Round(time.Millisecond))
-	return t, nil
-}
-
-// takeOver makes this node the master on its own files (boot): take the lease, stop any
-// master running without it, start ours, claim the VIP, ship.
-func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why string) (*term, error) {
-	sent := time.Now()
-	r := LeaseRecord{Holder: n.cfg.Name, Addr: n.nodeAddr(), State: StatePromoting, Since: sent.UTC()}
-	// rev is 0 (create), a released record's, or our own previous record's (a restart).
-	epoch, err := n.d.Lease.Acquire(ctx, r, rev)
-	if err != nil {
-		return nil, err
-	}
-	r.Epoch = epoch
-	k := hold(ctx, n.d.Lease, n.cfg, n.log, r, epoch, sent)
-	t := &term{k: k}
-	n.log.Info("lease taken with the local files", "epoch", epoch, "why", why)
-	abort := func(err error) (*term, error) { return n.abandon(t, "start failed", err) }
-	if found, err := n.d.Master.StopForeign(ctx); err != nil {
-		return abort(err)
-	} else if found {
-		n.log.Info("stopped the mfsmaster that ran without mfsha; starting it under the lease")
-	}
-	want, err := prepareLocal(n.d.Master.DataPath(), n.log)
-	if err != nil {
-		return abort(err)
-	}
-	if err := n.d.VIP.Add(); err != nil {
-		return abort(err)
-	}
-	n.announce(ctx, t)
-	v, err := n.d.Master.Start(ctx, true)
-	if err != nil {
-		return abort(fmt.Errorf("start mfsmaster: %w", err))
-	}
-	if v < want {
-		return abort(fmt.Errorf("mfsmaster -a serves version %d, but the local changelog goes up to %d: refusing to serve without those lines", v, want-1))
-	}
-	n.announce(ctx, t)
-	if err := k.update(ctx, func(r *LeaseRecord) { r.State = StateMaster; r.Since = time.Now().UTC() }); err != nil {
-		return abort(err)
-	}
-	if err := n.startShipper(ctx, t); err != nil {
-		return abort(err)
-	}
-	n.log.Info("this node is the master", "epoch", epoch)
 	return t, nil
 }
 

@@ -111,6 +111,13 @@ type Shipper struct {
 
 	newestRead atomic.Uint64 // version of the newest line read from the files
 
+	// snapWaits is the version of a snapshot file waiting for its line to be shipped (0:
+	// none); acked wakes the uploader through snapWake once it is, instead of leaving it to
+	// SnapshotPoll. Right after a new timeline starts (a point-in-time restore served) no
+	// standby can follow, nor promote, until that timeline's first snapshot is uploaded.
+	snapWaits atomic.Uint64
+	snapWake  chan struct{}
+
 	tailKeys *sign.Verifier // the batch shipping resumes after must be signed by one of these
 }
 
@@ -163,7 +170,7 @@ func New(cfg Config, js jetstream.JetStream, log *slog.Logger, m *Metrics) (*Shi
 	if err != nil {
 		return nil, fmt.Errorf("TRUSTED_KEYS: %w", err)
 	}
-	return &Shipper{cfg: cfg, js: js, log: log, m: m, enc: enc, tailKeys: tailKeys}, nil
+	return &Shipper{cfg: cfg, js: js, log: log, m: m, enc: enc, tailKeys: tailKeys, snapWake: make(chan struct{}, 1)}, nil
 }
 
 // Kind is the detected or configured kind of data directory.
@@ -182,12 +189,11 @@ func (s *Shipper) Run(ctx context.Context) error {
 		return fmt.Errorf("watch %s: %w", s.cfg.DataDir, err)
 	}
 	wake := make(chan struct{}, 1)
-	snapWake := make(chan struct{}, 1)
-	go forwardEvents(ctx, w, wake, snapWake, s.cfg.Kind.SnapshotNames(), s.log)
+	go forwardEvents(ctx, w, wake, s.snapWake, s.cfg.Kind.SnapshotNames(), s.log)
 	if s.cfg.Snapshots != nil {
 		uctx, cancel := context.WithCancel(ctx)
 		stopped := make(chan struct{})
-		go func() { defer close(stopped); s.uploadLoop(uctx, snapWake) }()
+		go func() { defer close(stopped); s.uploadLoop(uctx, s.snapWake) }()
 		defer func() { cancel(); <-stopped }()
 	}
 	defer s.cfg.Live.Done(loopShip)
@@ -356,6 +362,12 @@ func (s *Shipper) acked(b sealed, _ *jetstream.PubAck) {
 		// The next line waiting was read after this batch's first: a bound from above.
 		s.m.LagVersions.Set(float64(newest - i.LastVersion))
 		s.m.LagSeconds.Set(time.Since(b.readAt).Seconds())
+	}
+	if w := s.snapWaits.Load(); w != 0 && w <= i.LastVersion {
+		select {
+		case s.snapWake <- struct{}{}:
+		default:
+		}
 	}
 	s.segsMu.Lock()
 	if len(s.segs) == 0 || s.segs[len(s.segs)-1].timeline != i.Timeline {

@@ -68,9 +68,11 @@ func (s *Shipper) uploadNew(ctx context.Context, done map[string]bool) {
 		// its first change puts both on the new one.)
 		timeline, ok := s.timelineOf(h.Version)
 		if !ok {
+			s.snapWaits.Store(h.Version)
 			s.log.Debug("snapshot waits for its line to be shipped from these files", "file", n, "version", h.Version, "shipped", s.Shipped())
 			continue
 		}
+		s.snapWaits.CompareAndSwap(h.Version, 0)
 		start := time.Now()
 		snap, err := s.cfg.Snapshots.Upload(ctx, path, snapshot.Info{Timeline: timeline, Time: fi.ModTime().Unix(), Source: s.cfg.Source + ":" + n})
 		if err != nil {

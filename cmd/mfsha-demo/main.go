@@ -3,7 +3,8 @@
 // (kill -9) while a client writes, shows the standby taking over behind the same virtual IP
 // with every file there, hands the master back with a planned switchover, and then tells the
 // story no failover cures: a client runs `rm -rf` on ten directories, and the metadata is
-// restored to a moment before it and served, with every file back.
+// restored to a moment before it and served under failover again, with every file back; a
+// last kill -9 shows HA working on the restored metadata's new timeline.
 package main
 
 import (
@@ -230,7 +231,7 @@ func run(ctx context.Context, bin, dir string, keep bool, mfs moosefs.Dist) (err
 	}
 	note("restore took %v", time.Since(t0).Round(10*time.Millisecond))
 
-	say("serving the restored metadata: stop both nodes (ma hands over: clean stop, last lines shipped), start a master on it on mb, move the VIP")
+	say("back to HA on the restored metadata: stop both nodes (ma hands over: clean stop, last lines shipped), put the restore in mb's DATA_PATH, start mb's node as master and ma's as standby")
 	t0 = time.Now()
 	if err := l.Stop(ctx, mb, ha.RoleNode); err != nil {
 		return err
@@ -244,16 +245,18 @@ func run(ctx context.Context, bin, dir string, keep bool, mfs moosefs.Dist) (err
 	if err := os.Rename(restored, l.MasterDataDir(mb)); err != nil {
 		return err
 	}
-	if err := l.AddVIP(mb); err != nil {
+	if err := node(mb, "ship"); err != nil {
 		return err
 	}
-	if err := l.StartMaster(ctx, mb); err != nil {
+	epoch, err = ha.WaitMaster(ctx, lease, mb)
+	if err != nil {
 		return err
 	}
-	if err := l.AnnounceVIP(mb); err != nil {
+	note("mb serves the restored metadata under the lease (epoch %d) after %v: restore's mark %s told its node to take the free lease with it; the stream starts a new timeline",
+		epoch, time.Since(t0).Round(10*time.Millisecond), "mfsha-restored.json")
+	if err := node(ma, "standby"); err != nil {
 		return err
 	}
-	note("master serving the restored metadata on mb after %v", time.Since(t0).Round(10*time.Millisecond))
 
 	say("the same client mount, unchanged, sees every file again")
 	deadline := time.Now().Add(60 * time.Second)
@@ -275,7 +278,37 @@ func run(ctx context.Context, bin, dir string, keep bool, mfs moosefs.Dist) (err
 		}
 	}
 	note("all 10 directories and their files are back, contents intact (the chunks never left the chunkservers)")
-	return nil
+	if err := ha.WaitCaughtUp(ctx, lease, ma); err != nil {
+		return err
+	}
+	if err := status(ctx, l, bin, natsURL); err != nil {
+		return err
+	}
+
+	say("HA is on again: kill -9 of mfsmaster on mb; ma takes over on the new timeline")
+	killed = time.Now()
+	if err := l.KillProcs(ctx, mb, "mfsmaster"); err != nil {
+		return err
+	}
+	if err := l.WriteFile(ctx, cl, "written-after-the-restore.txt", []byte("hello from the new timeline\n")); err != nil {
+		return err
+	}
+	note("a write issued right after the kill completed %v later", time.Since(killed).Round(10*time.Millisecond))
+	if epoch, err = ha.WaitMaster(ctx, lease, ma); err != nil {
+		return err
+	}
+	for i := 1; i <= 10; i++ {
+		b, err := l.ReadFile(ctx, cl, filepath.Join(strconv.Itoa(i), "data.txt"))
+		if err != nil || !bytes.HasPrefix(b, []byte(fmt.Sprintf("file %d of the demo", i))) {
+			return fmt.Errorf("directory %d after the failover on the new timeline: %v", i, err)
+		}
+	}
+	note("ma is the master (epoch %d); the restored files and the one written after the kill are all there", epoch)
+	if err := ha.WaitCaughtUp(ctx, lease, mb); err != nil {
+		return err
+	}
+	note("mb's node stands by, caught up with ma on the new timeline")
+	return status(ctx, l, bin, natsURL)
 }
 
 // status prints `mfsha status` as seen from the client host.

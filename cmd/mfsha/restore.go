@@ -118,6 +118,12 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("restored %s: version %d (%d lines applied, last line %d at %s) in %v\n", res.Path, res.Version, res.Lines,
 		res.LastLine, fmtTime(res.LastTime), time.Since(start).Round(time.Millisecond))
+	// The mark a failover node needs to serve this history on a new timeline (README, "Back
+	// to HA after a point-in-time restore").
+	if err := restorer.WriteRestored(c.out, restorer.Restored{Cluster: c.nats.cluster, Timeline: plan.Timeline.Timeline,
+		Version: res.Version, LastTime: res.LastTime, At: time.Now().UTC()}); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -138,16 +138,17 @@ func WaitCaughtUp(ctx context.Context, lease *failover.Lease, standby string) er
 		if nodes, err = lease.Nodes(ctx); err != nil {
 			return false
 		}
-		var mv, sv, mat uint64
+		var mv, sv, mat, mtl, stl uint64
 		for _, n := range nodes {
 			switch {
 			case n.Role == string(failover.RoleMaster):
-				mv = n.Version
+				mv, mtl = n.Version, n.Timeline
 			case n.Name == standby:
-				sv, mat = n.Version, n.Materialized
+				sv, mat, stl = n.Version, n.Materialized, n.Timeline
 			}
 		}
-		return mv > 0 && mat > 0 && sv >= mv
+		// The same timeline too: after a point-in-time restore the versions start lower.
+		return mv > 0 && mat > 0 && sv >= mv && mtl != 0 && stl == mtl
 	})
 	if err != nil {
 		return fmt.Errorf("standby %s did not catch up (nodes: %+v): %w", standby, nodes, err)
