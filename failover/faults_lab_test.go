@@ -229,3 +229,44 @@ func TestFailoverNATSFrozen(t *testing.T) {
 	c.verify(ctx)
 	c.stopWriter(ctx, fault{"SIGSTOP of every NATS server for 3 s", frozen})
 }
+
+// TestFailoverMostCaughtUpStandbyWins: two standbys, mb with a metalogger and c1 without.
+// ma dies holding lines it never shipped (its node stopped, then the host powered off): only
+// mb has them. c1 leaves the promotion to mb, and no acknowledged file is lost.
+func TestFailoverMostCaughtUpStandbyWins(t *testing.T) {
+	c := newCluster(t, "w")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	const c1 = lab.HostChunk
+	c.must("node c1 (no metalogger)", c.startNode(ctx, c1, "standby"))
+	epoch := c.before(ctx, 3)
+	c.caughtUp(ctx, c1)
+	pids, err := c.l.Procs(lab.HostMasterA, "mfsha")
+	c.must("mfsha on ma", err)
+	if len(pids) != 1 {
+		t.Fatalf("mfsha processes on ma: %v; want one", pids)
+	}
+	c.must("SIGSTOP ma's node", syscall.Kill(pids[0], syscall.SIGSTOP))
+	for i := range 3 {
+		c.write(ctx, fmt.Sprintf("unshipped-%d", i))
+	}
+	time.Sleep(1500 * time.Millisecond) // the metalogger flushes each second
+	off := time.Now()
+	c.must("power off ma", c.l.KillHost(ctx, lab.HostMasterA))
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	e, err := ha.WaitMaster(wctx, c.lease, lab.HostMasterB)
+	wcancel()
+	c.must("mb, the standby with every line, is the master", err)
+	if e <= epoch {
+		t.Fatalf("epoch %d after the failover, was %d", e, epoch)
+	}
+	b, _ := os.ReadFile(ha.NodeLog(c.l, c1))
+	if strings.Contains(string(b), "the lease is free: promoting") {
+		t.Error("c1, the standby without the unshipped lines, tried to promote")
+	}
+	if !strings.Contains(string(b), "another standby holds more lines") {
+		t.Log("c1 never saw the lease free before mb took it")
+	}
+	c.verify(ctx)
+	c.stopWriter(ctx, fault{"SIGSTOP of ma's node, then power-off of ma", off})
+}

@@ -160,8 +160,12 @@ func newCluster(t *testing.T, suffix string) *cluster {
 	return c
 }
 
-// stallWindow is how long after a fault the writer's stalls are counted.
-const stallWindow = 30 * time.Second
+// stallWindow is how long after a fault the writer's stalls are counted. The tests log them
+// (never assert them: the machine is loaded) and assert that nothing acknowledged is lost;
+// 15 s shows any stall a failover causes (a writer stuck past it is reported when it is
+// killed) and keeps `make test` under 30 minutes with two MooseFS releases. `make bench`
+// measures the 30 s after the fault.
+const stallWindow = 15 * time.Second
 
 // fault is one injected failure: its name and when it was injected.
 type fault struct {

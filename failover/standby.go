@@ -61,18 +61,28 @@ func (n *Node) watch(ctx context.Context, sb Standby, started time.Time, poll ti
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	defer n.d.Live.Done(loopStandby)
-	var lastStatus time.Time
+	var lastStatus, freeSince time.Time
+	deferredTo := "" // the standby this one last said it leaves the promotion to
 	for {
 		n.d.Live.Tick(loopStandby)
 		rec, rev, err := n.d.Lease.Read(ctx)
+		free := err == nil && Free(rec, rev, n.cfg.Name)
+		if !free {
+			freeSince = time.Time{}
+		} else if freeSince.IsZero() {
+			// Say at once how far this standby got, for the others' aheadOfMe.
+			freeSince, lastStatus = time.Now(), time.Now()
+			n.publishStandby(ctx, sb)
+		}
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
 				n.log.Debug("standby: lease not readable", "err", err)
 			}
-		case Free(rec, rev, n.cfg.Name):
+		case free:
 			handed := rec.To == n.cfg.Name
 			_, current, why := sb.Lag()
+			var ahead NodeStatus
 			switch {
 			case !current:
 				// Taking the lease would only fail and release it again, in a loop: wait
@@ -81,6 +91,13 @@ func (n *Node) watch(ctx context.Context, sb Standby, started time.Time, poll ti
 				n.log.Debug("standby: the lease is free but this standby cannot promote yet", "why", why)
 			case !handed && time.Since(started) < n.cfg.StartGrace:
 				n.log.Debug("standby: the lease is free; waiting out START_GRACE")
+			case !handed && time.Since(freeSince) < n.cfg.LeaseTTL && n.aheadOfMe(ctx, sb, &ahead):
+				if deferredTo == ahead.Name {
+					break
+				}
+				deferredTo = ahead.Name
+				n.log.Info("the lease is free, but another standby holds more lines: leaving it the promotion", "standby", ahead.Name,
+					"its_next_version", ahead.Version, "mine", sb.Local()+1, "for_at_most", (n.cfg.LeaseTTL - time.Since(freeSince)).Round(time.Millisecond))
 			default:
 				n.log.Info("the lease is free: promoting", "released_by", rec.Holder, "reason", rec.Reason, "final", rec.Final, "handed_to_me", handed)
 				return rec, rev, true
@@ -88,14 +105,7 @@ func (n *Node) watch(ctx context.Context, sb Standby, started time.Time, poll ti
 		}
 		if time.Since(lastStatus) >= n.cfg.RenewEvery {
 			lastStatus = time.Now()
-			m := sb.Materialized()
-			st := NodeStatus{Role: string(RoleStandby), Version: sb.Local() + 1, Materialized: m.Version, Timeline: m.Timeline}
-			if c, ok := sb.(foldCoster); ok {
-				if fc, ok := c.FoldCost(); ok {
-					st.Fold = &fc
-				}
-			}
-			n.publish(ctx, st)
+			n.publishStandby(ctx, sb)
 		}
 		select {
 		case <-ctx.Done():
@@ -103,6 +113,49 @@ func (n *Node) watch(ctx context.Context, sb Standby, started time.Time, poll ti
 		case <-t.C:
 		}
 	}
+}
+
+// publishStandby publishes this standby's position: Version is the next line its local copy
+// lacks (the stream and its metalogger merged).
+func (n *Node) publishStandby(ctx context.Context, sb Standby) {
+	m := sb.Materialized()
+	st := NodeStatus{Role: string(RoleStandby), Version: sb.Local() + 1, Materialized: m.Version, Timeline: m.Timeline}
+	if c, ok := sb.(foldCoster); ok {
+		if fc, ok := c.FoldCost(); ok {
+			st.Fold = &fc
+		}
+	}
+	n.publish(ctx, st)
+}
+
+// aheadOfMe tells whether another standby, seen alive within LEASE_TTL on the same timeline,
+// holds more lines than this one; it fills ahead with its status.
+//
+// Why: when the old master dies holding lines it never shipped, only the standbys whose
+// metalogger got them have them, and a promotion of another one would serve without them
+// (the first one's lines would then be archived, never shipped). So a standby that is behind
+// leaves the lease to the one ahead, for at most LEASE_TTL after it saw the lease free: if
+// that one is gone or cannot promote, this one takes the lease after all (the lines it lacks
+// are lost either way, but the cluster serves). Equal positions race; the compare-and-set on
+// the lease picks one. Statuses are published every RENEW_EVERY and once more as soon as a
+// standby sees the lease free; a status older than that may hide a few lines.
+func (n *Node) aheadOfMe(ctx context.Context, sb Standby, ahead *NodeStatus) bool {
+	nodes, err := n.d.Lease.Nodes(ctx)
+	if err != nil {
+		n.log.Debug("standby: the other standbys' positions are not readable", "err", err)
+		return false
+	}
+	mine, tl := sb.Local()+1, sb.Materialized().Timeline
+	for _, o := range nodes {
+		if o.Name == n.cfg.Name || o.Role != string(RoleStandby) || o.Timeline != tl || time.Since(o.Updated) > n.cfg.LeaseTTL {
+			continue
+		}
+		if o.Version > mine {
+			*ahead = o
+			return true
+		}
+	}
+	return false
 }
 
 // ensureNotServing removes the VIP and stops any mfsmaster left running on this host's data.

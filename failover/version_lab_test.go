@@ -48,8 +48,12 @@ exec %[4]s "$@"
 	c.must("wrapper", os.WriteFile(wrapper, []byte(script), 0o755))
 	c.must("stop mb's node", c.l.Stop(ctx, lab.HostMasterB, ha.RoleNode))
 	mbFrom := logSize(t, c.l, lab.HostMasterB)
-	extra := append(append([]string{}, nodeFlags...), "--mfsmaster", wrapper)
+	// No fold after the one a fresh standby makes at once: the promotion must hand lines over
+	// (a fold racing the kill left none, and nothing to drop).
+	extra := append(append([]string{}, nodeFlags...), "--mfsmaster", wrapper, "--fold-every", "1h", "--fold-replay", "1h")
 	c.must("mb's node with the wrapper", ha.StartNode(ctx, c.l, ha.NodeSpec{Host: lab.HostMasterB, Bin: c.bin, Start: "standby", Cluster: c.name, NATS: c.urls, Extra: extra}))
+	waitLog(ctx, t, c.l, lab.HostMasterB, mbFrom, "msg=materialized")
+	time.Sleep(mustDuration(t, "1500ms")) // past START_GRACE (1 s): the promotion starts at once
 	c.write(ctx, "before-kill")
 	c.caughtUp(ctx, lab.HostMasterB)
 	c.must("flag", os.WriteFile(flag, nil, 0o644))

@@ -83,8 +83,8 @@ func TestRestoreKilledLeavesNothingInOut(t *testing.T) {
 	if w := workDirs(t, parent); len(w) != 0 {
 		t.Fatalf("the killed run's work directory is still there: %v", w)
 	}
-	if ents, _ := os.ReadDir(out); len(ents) != 1 || ents[0].Name() != "metadata.mfs" {
-		t.Fatalf("--out holds %v; want metadata.mfs alone", ents)
+	if ents, _ := os.ReadDir(out); len(ents) != 2 || ents[0].Name() != "metadata.mfs" || ents[1].Name() != "mfsha-restored.json" {
+		t.Fatalf("--out holds %v; want metadata.mfs and the restore's mark alone", ents)
 	}
 }
 
