@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -122,28 +123,110 @@ func (c barChart) writeSVG(w io.Writer) error {
 	return err
 }
 
-// failoverChart is the chart of the failover section: per fault and metadata size, the
-// client's stall with keepalived and with mfsha, and mfsmaster's own start (the floor).
+// failoverChart is the chart of the failover section: per fault and metadata size, the time
+// the continuous writer was blocked in the window after the fault, with keepalived and with
+// mfsha.
 func failoverChart(rows []failoverRow) barChart {
-	c := barChart{Title: "Client stall after the master's fault (lower is better)", Unit: "s",
-		Series: []string{"keepalived (baseline)", "mfsha", "mfsmaster start alone (floor)"}}
+	c := barChart{Title: fmt.Sprintf("Writer blocked in the %.0f s after the master's fault (lower is better)", failoverWindow.Seconds()), Unit: "s",
+		Series: []string{"keepalived (baseline)", "mfsha"}}
 	for _, r := range rows {
 		c.Groups = append(c.Groups, barGroup{Label: fmt.Sprintf("%s, %s inodes", r.fault, thousands(r.inodes)),
-			Values: []float64{r.keepalived, r.mfsha, r.floor}})
+			Values: []float64{r.keepalived.blocked, r.mfsha.blocked}})
 	}
 	return c
 }
 
-// failoverRow is one line of the failover table, in seconds.
+// writerFelt is how the continuous writer felt one setup's failover, in the window after the
+// fault: its longest gap and blocked time (seconds), its outages, and the files it got
+// acknowledged over its whole run (all of them read back).
+type writerFelt struct {
+	longest, blocked float64
+	outages          int
+	files            int
+}
+
+// killFault is the fault the failover section measures (the table has no column for it).
+const killFault = "kill -9 of mfsmaster"
+
+// failoverRow is one line of the failover table.
 type failoverRow struct {
-	fault                    string
-	inodes                   int
-	keepalived, mfsha, floor float64
+	fault             string
+	inodes            int
+	keepalived, mfsha writerFelt
+	floor             float64 // mfsmaster's own start on that metadata, seconds
+}
+
+// failoverHeader heads the failover table; markdown writes its rows, readFailoverTable reads them.
+const failoverHeader = "| inodes | keepalived (baseline): longest gap | blocked | outages | mfsha: longest gap | blocked | outages | blocked, mfsha/keepalived | mfsmaster load floor | acknowledged files, all read back (keepalived, mfsha) |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|\n"
+
+// failoverColumns is how many cells a row of the table has.
+const failoverColumns = 10
+
+// ratio is mfsha's blocked time over keepalived's; NaN when keepalived's is zero.
+func (r failoverRow) ratio() float64 {
+	if r.keepalived.blocked == 0 {
+		return math.NaN()
+	}
+	return r.mfsha.blocked / r.keepalived.blocked
+}
+
+// ratioText is ratio as the table writes it: "-" when there is none.
+func (r failoverRow) ratioText() string {
+	if q := r.ratio(); !math.IsNaN(q) {
+		return fmt.Sprintf("%.2fx", q)
+	}
+	return "-"
+}
+
+// markdown is r as a line of the table under failoverHeader.
+func (r failoverRow) markdown() string {
+	ratio := r.ratioText()
+	k, m := r.keepalived, r.mfsha
+	return fmt.Sprintf("| %d | %.2f s | %.2f s | %d | %.2f s | %.2f s | %d | %s | %.2f s | %d, %d |\n",
+		r.inodes, k.longest, k.blocked, k.outages, m.longest, m.blocked, m.outages, ratio, r.floor, k.files, m.files)
+}
+
+// parseFailoverRow reads the cells of a line written by markdown (the ratio is derived, not read).
+func parseFailoverRow(cells []string) (failoverRow, error) {
+	r := failoverRow{fault: killFault}
+	if len(cells) != failoverColumns {
+		return r, fmt.Errorf("%d columns; want %d (%s)", len(cells), failoverColumns, strings.TrimSpace(strings.SplitN(failoverHeader, "\n", 2)[0]))
+	}
+	for i := range cells {
+		cells[i] = strings.TrimSpace(cells[i])
+	}
+	var errs []error
+	sec := func(i int) float64 {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(cells[i], " s"), 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("column %d: want seconds: %w", i+1, err))
+		}
+		return v
+	}
+	count := func(s string, column int) int {
+		v, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("column %d: want a count: %w", column+1, err))
+		}
+		return v
+	}
+	r.inodes = count(cells[0], 0)
+	r.keepalived = writerFelt{longest: sec(1), blocked: sec(2), outages: count(cells[3], 3)}
+	r.mfsha = writerFelt{longest: sec(4), blocked: sec(5), outages: count(cells[6], 6)}
+	r.floor = sec(8)
+	files := strings.Split(cells[9], ",")
+	if len(files) != 2 {
+		errs = append(errs, fmt.Errorf("column 10: %q: want two counts, keepalived's and mfsha's", cells[9]))
+	} else {
+		r.keepalived.files, r.mfsha.files = count(files[0], 9), count(files[1], 9)
+	}
+	return r, errors.Join(errs...)
 }
 
 // readFailoverTable reads the rows of the failover table of a BENCHMARKS.md written by this
-// program ("| inodes | keepalived (baseline) | mfsha | ratio | target | floor | ..."), so that
-// the chart can be redrawn without measuring again (-chart-only).
+// program (under failoverHeader), so that the chart can be redrawn without measuring again
+// (-chart-only). A row of another layout (an older measure) is an error naming its line.
 func readFailoverTable(path string) ([]failoverRow, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -159,29 +242,21 @@ func readFailoverTable(path string) ([]failoverRow, error) {
 			in = strings.HasPrefix(line, "## Failover")
 			continue
 		}
-		cells := strings.Split(strings.Trim(line, "| "), "|")
-		if !in || !strings.HasPrefix(line, "| ") || len(cells) < 6 {
+		if !in || !strings.HasPrefix(line, "| ") {
 			continue
 		}
-		inodes, err := strconv.Atoi(strings.TrimSpace(cells[0]))
-		if err != nil {
+		cells := strings.Split(strings.Trim(line, "| "), "|")
+		if _, err := strconv.Atoi(strings.TrimSpace(cells[0])); err != nil {
 			continue // the header
 		}
-		sec := func(i int) (float64, error) {
-			return strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(cells[i]), " s"), 64)
-		}
-		r := failoverRow{fault: "kill -9 of mfsmaster", inodes: inodes}
-		var e1, e2, e3 error
-		r.keepalived, e1 = sec(1)
-		r.mfsha, e2 = sec(2)
-		r.floor, e3 = sec(5)
-		if e1 != nil || e2 != nil || e3 != nil {
-			return nil, fmt.Errorf("%s line %d: want seconds in the keepalived, mfsha and floor columns: %q", path, n, line)
+		r, err := parseFailoverRow(cells)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, n, err)
 		}
 		rows = append(rows, r)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("%s: no failover table", path)

@@ -99,46 +99,69 @@ func TestNiceMax(t *testing.T) {
 
 // The chart is redrawn from a report's table (make bench writes both; -chart-only redraws).
 func TestFailoverTableToChart(t *testing.T) {
-	md := `# mfsha benchmarks
-
-## Restore (issue 4)
-
-| 1000 | 9.99 s | 9.99 s | x | x | 9.99 s |
-
-## Failover (issue 5)
-
-| inodes | keepalived (baseline) | mfsha | ratio | target | mfsmaster load floor | mfsha above the floor | target |
-|---|---|---|---|---|---|---|---|
-| 1000 | 7.31 s | 4.14 s | 0.57x | <= 0.35x | 1.07 s | 3.07 s | <= 1.0 s |
-| 1000000 | 8.51 s | 5.59 s | 0.66x | <= 0.35x | 2.87 s | 2.73 s | <= 1.0 s |
-`
+	rows := []failoverRow{
+		{"kill -9 of mfsmaster", 1000, writerFelt{longest: 7.31, blocked: 7.52, outages: 2, files: 4120}, writerFelt{longest: 3.1, blocked: 3.25, outages: 1, files: 5311}, 1.07},
+		{"kill -9 of mfsmaster", 1000000, writerFelt{longest: 8.51, blocked: 8.51, outages: 1, files: 3001}, writerFelt{longest: 5.59, blocked: 6.02, outages: 3, files: 2999}, 2.87},
+	}
+	md := "# mfsha benchmarks\n\n## Restore (issue 4)\n\n| 1000 | 9.99 s | 9.99 s | x | x | 9.99 s |\n\n## Failover (issues 5 and 11)\n\nprose\n\n" +
+		failoverHeader + rows[0].markdown() + rows[1].markdown() + "\n![chart](BENCHMARKS-failover.svg)\n\nA note | with a bar, not a row.\n"
+	if !strings.Contains(md, "| 1000 | 7.31 s | 7.52 s | 2 | 3.10 s | 3.25 s | 1 | 0.43x | 1.07 s | 4120, 5311 |\n") {
+		t.Fatalf("row written as:\n%s", md)
+	}
 	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
 	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := readFailoverTable(path)
+	got, err := readFailoverTable(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []failoverRow{{"kill -9 of mfsmaster", 1000, 7.31, 4.14, 1.07}, {"kill -9 of mfsmaster", 1000000, 8.51, 5.59, 2.87}}
-	if len(rows) != 2 || rows[0] != want[0] || rows[1] != want[1] {
-		t.Fatalf("got %+v, want %+v", rows, want)
+	if len(got) != 2 || got[0] != rows[0] || got[1] != rows[1] {
+		t.Fatalf("got %+v, want %+v", got, rows)
 	}
 	svg := chartPath(path)
-	if err := writeChartFile(svg, failoverChart(rows)); err != nil {
+	if err := writeChartFile(svg, failoverChart(got)); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(svg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := bars(t, b); len(got) != 6 || got["kill -9 of mfsmaster, 1,000,000 inodes, mfsha: 5.59 s"] <= 0 {
-		t.Fatalf("bars %v", got)
+	// Two bars per size, keepalived's and mfsha's blocked time, proportional to it.
+	bs := bars(t, b)
+	k, m := bs["kill -9 of mfsmaster, 1,000,000 inodes, keepalived (baseline): 8.51 s"], bs["kill -9 of mfsmaster, 1,000,000 inodes, mfsha: 6.02 s"]
+	if len(bs) != 4 || k <= 0 || math.Abs(k/m-8.51/6.02) > 0.01 {
+		t.Fatalf("bars %v: want 4, the 1,000,000-inode ones in the ratio of 8.51 to 6.02 s", bs)
 	}
-	if err := os.WriteFile(path, []byte("## Failover\n\n| inodes | x |\n| 1000 | fast | 4 s | x | x | 1 s |\n"), 0o644); err != nil {
-		t.Fatal(err)
+	if !strings.Contains(string(b), "Writer blocked in the 30 s after") {
+		t.Fatalf("chart title:\n%s", b)
 	}
-	if _, err := readFailoverTable(path); err == nil || !strings.Contains(err.Error(), "line 4") {
-		t.Fatalf("got %v; want an error naming line 4", err)
+}
+
+// A keepalived run with no outage has no ratio: written "-", never Inf or NaN.
+func TestFailoverRowWithoutBaselineOutage(t *testing.T) {
+	r := failoverRow{inodes: 1000, keepalived: writerFelt{longest: 0.1, files: 10}, mfsha: writerFelt{longest: 0.1, files: 10}, floor: 1}
+	if got := r.markdown(); !strings.Contains(got, "| 0 | - |") {
+		t.Fatalf("row %q: want the ratio written as -", got)
+	}
+}
+
+// A table of another layout (the single-write measure before issue 11) is refused, naming the
+// line, rather than drawn from the wrong columns; so is a cell that is not a number.
+func TestFailoverTableRefusesOtherLayouts(t *testing.T) {
+	for _, tc := range []struct{ name, row, want string }{
+		{"old layout", "| 1000 | 7.31 s | 4.14 s | 0.57x | <= 0.35x | 1.07 s | 3.07 s | <= 1.0 s |", "8 columns; want 10"},
+		{"not seconds", "| 1000 | fast | 7.52 s | 2 | 3.10 s | 3.25 s | 1 | 0.43x | 1.07 s | 4120, 5311 |", "column 2: want seconds"},
+		{"not a count", "| 1000 | 7.31 s | 7.52 s | two | 3.10 s | 3.25 s | 1 | 0.43x | 1.07 s | 4120, 5311 |", "column 4: want a count"},
+		{"one count of files", "| 1000 | 7.31 s | 7.52 s | 2 | 3.10 s | 3.25 s | 1 | 0.43x | 1.07 s | 4120 |", "column 10"},
+	} {
+		path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+		if err := os.WriteFile(path, []byte("## Failover\n\n"+failoverHeader+tc.row+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := readFailoverTable(path)
+		if err == nil || !strings.Contains(err.Error(), "line 5") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v; want an error naming line 5 and %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,43 +14,87 @@ import (
 	"github.com/mfsha/mfsha/deploy/lab/ha"
 )
 
-// stall is one failover measured from the client's side.
-type stall struct {
-	floor time.Duration // mfsmaster's own start on that metadata, to its first answer (measured in the baseline's lab)
-	stall time.Duration // kill -9 to the completion of a write issued right after it
+// failoverWindow is how long after the fault the writer's gaps are counted (and the writer
+// runs): the failover lab tests' window (failover/lab_test.go, stallWindow).
+const failoverWindow = 30 * time.Second
+
+// writerLead is how long the writer runs before the fault: the master, its metaloggers and
+// mfsha's standby take the load before the kill, as under a client that never pauses.
+const writerLead = 3 * time.Second
+
+// felt is one failover as the continuous writer on the client felt it.
+type felt struct {
+	floor    time.Duration   // mfsmaster's own start on that metadata, to its first answer (measured in the baseline's lab)
+	writer   ha.WriterResult // the whole run of the writer
+	stalls   ha.Stalls       // its gaps in the failoverWindow after the kill
+	readBack error           // reading back every acknowledged file through a fresh mount on c1; nil: none lost
 }
 
-// failoverSection: the client's stall after kill -9 of mfsmaster, mfsha against the keepalived
-// baseline in the same lab layout and run, at each size of metadata.
+// String is what the bench prints for one setup.
+func (f felt) String() string {
+	s := fmt.Sprintf("%s; %d files acknowledged, %d failed writes", f.stalls, len(f.writer.Acked), f.writer.Failures)
+	if f.writer.KillWait > time.Second {
+		s += fmt.Sprintf("; the writer was stuck in a write at its stop (it exited %v after SIGKILL)", f.writer.KillWait.Round(time.Millisecond))
+	}
+	if f.readBack != nil {
+		return s + "; READ-BACK FAILED: " + f.readBack.Error()
+	}
+	return s + "; all read back"
+}
+
+// writerFelt is f's line of the table.
+func (f felt) row() writerFelt {
+	return writerFelt{longest: f.stalls.Longest.Seconds(), blocked: f.stalls.Blocked.Seconds(), outages: f.stalls.Outages, files: len(f.writer.Acked)}
+}
+
+// failoverSection: how a client writing without pause feels kill -9 of mfsmaster, mfsha against
+// the keepalived baseline in the same lab layout and run, at each size of metadata. Every file
+// the writer got acknowledged must read back afterwards, in both setups: a lost one fails the
+// section (after both setups were measured and printed).
 // The table is drawn as an SVG chart at chart, which the section embeds.
 func failoverSection(ctx context.Context, w *strings.Builder, dir, bin string, sizes []int, chart string) error {
-	fmt.Fprintf(w, "\n## Failover (issue 5)\n\n")
-	fmt.Fprintf(w, "The client's stall: from `kill -9` of mfsmaster to the completion of a write through `mfsmount` issued right after it. "+
+	fmt.Fprintf(w, "\n## Failover (issues 5 and 11)\n\n")
+	fmt.Fprintf(w, "How a client feels `kill -9` of mfsmaster: a writer on cl (`ha.StartWriter`) creates files of about 200 bytes through `mfsmount` without pause "+
+		"(create, write, close, the next one), from %.0f s before the kill to %.0f s after it. A gap is the time between two closes that returned "+
+		"(and from the kill to the first, from the last to the window's end). In the %.0f s after the kill: the writer's longest gap, "+
+		"its blocked time (the sum of its gaps longer than %d ms) and its outages (how many such gaps); the ratio is mfsha's blocked time over keepalived's. "+
+		"Afterwards every file whose close returned is read back through a fresh mount on c1 and checked; the bench fails if one is missing or wrong. "+
 		"The floor is the time mfsmaster itself takes from its start to its first answer on that metadata. Same lab layout for both: "+
-		"master on ma, metaloggers on ma and mb, chunkservers on mb and c1 and metaloggers with MASTER_RECONNECTION_DELAY = 1 (an HA setting; the default 5 s adds up to 5 s to both), client on cl.\n\n")
-	fmt.Fprintf(w, "| inodes | keepalived (baseline) | mfsha | ratio | target | mfsmaster load floor | mfsha above the floor | target |\n|---|---|---|---|---|---|---|---|\n")
+		"master on ma, metaloggers on ma and mb, chunkservers on mb and c1 and metaloggers with MASTER_RECONNECTION_DELAY = 1 (an HA setting; the default 5 s adds up to 5 s to both), client on cl. "+
+		"Before the writer starts, the baseline's metalogger on mb holds the master's last line and its metadata, and mfsha's standby on mb has caught up with the master.\n\n",
+		writerLead.Seconds(), failoverWindow.Seconds(), failoverWindow.Seconds(), ha.StallThreshold.Milliseconds())
+	fmt.Fprint(w, failoverHeader)
 	var rows []failoverRow
+	var lost []error
 	for _, n := range sizes {
 		fmt.Printf("failover at %d inodes: keepalived baseline...\n", n)
-		k, err := keepalivedStall(ctx, filepath.Join(dir, fmt.Sprintf("ka%d", n)), n)
+		k, err := keepalivedFailover(ctx, filepath.Join(dir, fmt.Sprintf("ka%d", n)), n)
 		if err != nil {
 			return fmt.Errorf("keepalived at %d inodes: %w", n, err)
 		}
-		fmt.Printf("  keepalived: stall %v (floor %v)\n", k.stall.Round(10*time.Millisecond), k.floor.Round(10*time.Millisecond))
+		fmt.Printf("  keepalived: %s (floor %v)\n", k, k.floor.Round(10*time.Millisecond))
 		fmt.Printf("failover at %d inodes: mfsha...\n", n)
-		m, err := mfshaStall(ctx, filepath.Join(dir, fmt.Sprintf("mf%d", n)), bin, n)
+		m, err := mfshaFailover(ctx, filepath.Join(dir, fmt.Sprintf("mf%d", n)), bin, n)
 		if err != nil {
 			return fmt.Errorf("mfsha at %d inodes: %w", n, err)
 		}
-		floor := k.floor
-		fmt.Printf("  mfsha: stall %v, %.2fx keepalived, %v above the floor %v\n", m.stall.Round(10*time.Millisecond),
-			m.stall.Seconds()/k.stall.Seconds(), (m.stall - floor).Round(10*time.Millisecond), floor.Round(10*time.Millisecond))
-		fmt.Fprintf(w, "| %d | %.2f s | %.2f s | %.2fx | <= 0.35x | %.2f s | %.2f s | <= 1.0 s |\n", n, k.stall.Seconds(), m.stall.Seconds(),
-			m.stall.Seconds()/k.stall.Seconds(), floor.Seconds(), (m.stall - floor).Seconds())
-		rows = append(rows, failoverRow{fault: "kill -9 of mfsmaster", inodes: n, keepalived: k.stall.Seconds(), mfsha: m.stall.Seconds(), floor: floor.Seconds()})
+		fmt.Printf("  mfsha: %s\n", m)
+		r := failoverRow{fault: killFault, inodes: n, keepalived: k.row(), mfsha: m.row(), floor: k.floor.Seconds()}
+		fmt.Printf("  blocked time mfsha/keepalived: %s\n", r.ratioText())
+		if k.readBack != nil {
+			lost = append(lost, fmt.Errorf("keepalived at %d inodes: %w", n, k.readBack))
+		}
+		if m.readBack != nil {
+			lost = append(lost, fmt.Errorf("mfsha at %d inodes: %w", n, m.readBack))
+		}
+		fmt.Fprint(w, r.markdown())
+		rows = append(rows, r)
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("acknowledged files not read back: %w", errors.Join(lost...))
 	}
 	if err := writeChartFile(chart, failoverChart(rows)); err != nil {
-		return fmt.Errorf("chart: %w", err)
+		return fmt.Errorf("chart %s: %w", chart, err)
 	}
 	fmt.Fprintf(w, "\n![%s](%s)\n", failoverChart(rows).Title, filepath.Base(chart))
 	return nil
@@ -94,22 +139,42 @@ func startClients(ctx context.Context, l *lab.Lab) error {
 	return nil
 }
 
-// measure kills mfsmaster on ma with kill, then times a write from the client.
-func measure(ctx context.Context, l *lab.Lab, kill func() error) (time.Duration, error) {
-	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+// throughFailover starts the continuous writer on the client, kills mfsmaster on ma with kill
+// writerLead later, and stops the writer failoverWindow after the kill. It returns what the
+// writer did and the instant of the kill.
+func throughFailover(ctx context.Context, l *lab.Lab, kill func() error) (ha.WriterResult, time.Time, error) {
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	start := time.Now()
+	wr, err := ha.StartWriter(wctx, l, lab.HostClient, "writer")
+	if err != nil {
+		return ha.WriterResult{}, time.Time{}, fmt.Errorf("continuous writer on %s: %w", lab.HostClient, err)
+	}
+	time.Sleep(writerLead)
+	killed := time.Now()
 	if err := kill(); err != nil {
-		return 0, err
+		wr.Stop()
+		return ha.WriterResult{}, killed, fmt.Errorf("kill -9 of mfsmaster on %s: %w", lab.HostMasterA, err)
 	}
-	if err := l.WriteFile(wctx, lab.HostClient, "after", []byte("written during the failover\n")); err != nil {
-		return 0, fmt.Errorf("write after the kill: %w", err)
+	select {
+	case <-time.After(time.Until(killed.Add(failoverWindow))):
+	case <-ctx.Done():
+		wr.Stop()
+		return ha.WriterResult{}, killed, ctx.Err()
 	}
-	return time.Since(start), nil
+	return wr.Stop(), killed, nil
 }
 
-func keepalivedStall(ctx context.Context, dir string, inodes int) (stall, error) {
-	var s stall
+// readBack reads back every file res acknowledged through a fresh mount on c1.
+func readBack(ctx context.Context, l *lab.Lab, res ha.WriterResult) error {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	return res.Verify(rctx, l, lab.HostChunk)
+}
+
+// keepalivedFailover measures the baseline: keepalived moves the VIP to mb, whose notify
+// script runs mfsmaster -a on mb's metalogger files.
+func keepalivedFailover(ctx context.Context, dir string, inodes int) (felt, error) {
+	var s felt
 	l, down, err := benchLab(ctx, "bka", dir, lab.DefaultHosts())
 	if err != nil {
 		return s, err
@@ -153,12 +218,20 @@ func keepalivedStall(ctx context.Context, dir string, inodes int) (stall, error)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	s.stall, err = measure(ctx, l, func() error { return l.KillProcess(ctx, lab.HostMasterA, lab.RoleMaster) })
-	return s, err
+	var killed time.Time
+	s.writer, killed, err = throughFailover(ctx, l, func() error { return l.KillProcess(ctx, lab.HostMasterA, lab.RoleMaster) })
+	if err != nil {
+		return s, err
+	}
+	s.stalls = s.writer.Stalls(killed, failoverWindow)
+	s.readBack = readBack(ctx, l, s.writer)
+	return s, nil
 }
 
-func mfshaStall(ctx context.Context, dir, bin string, inodes int) (stall, error) {
-	var s stall
+// mfshaFailover measures mfsha: ship --vip on ma, standby --vip on mb, three NATS servers.
+// Its floor is the baseline's (the same metadata, measured in the baseline's lab).
+func mfshaFailover(ctx context.Context, dir, bin string, inodes int) (felt, error) {
+	var s felt
 	l, down, err := benchLab(ctx, "bmf", dir, append(lab.DefaultHosts(), lab.NATSHosts()...))
 	if err != nil {
 		return s, err
@@ -197,17 +270,22 @@ func mfshaStall(ctx context.Context, dir, bin string, inodes int) (stall, error)
 	if err := startClients(ctx, l); err != nil {
 		return s, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	if err := ha.WaitCaughtUp(wctx, lease, lab.HostMasterB); err != nil {
+	if err := ha.WaitCaughtUp(cctx, lease, lab.HostMasterB); err != nil {
 		return s, err
 	}
-	s.stall, err = measure(ctx, l, func() error { return l.KillProcs(ctx, lab.HostMasterA, "mfsmaster") })
+	var killed time.Time
+	s.writer, killed, err = throughFailover(ctx, l, func() error { return l.KillProcs(ctx, lab.HostMasterA, "mfsmaster") })
 	if err != nil {
 		return s, err
 	}
-	if _, err := ha.WaitMaster(wctx, lease, lab.HostMasterB); err != nil {
-		return s, err
+	s.stalls = s.writer.Stalls(killed, failoverWindow)
+	mctx, cancel2 := context.WithTimeout(ctx, time.Minute)
+	defer cancel2()
+	if _, err := ha.WaitMaster(mctx, lease, lab.HostMasterB); err != nil {
+		return s, fmt.Errorf("mb not master within a minute after the writer's %v window: %w", failoverWindow, err)
 	}
+	s.readBack = readBack(ctx, l, s.writer)
 	return s, nil
 }
