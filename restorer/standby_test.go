@@ -3,7 +3,6 @@ package restorer
 import (
 	"context"
 	"crypto/sha256"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/mfsha/mfsha/internal/metafile"
 	"github.com/mfsha/mfsha/internal/mfstest"
+	"github.com/mfsha/mfsha/internal/snapshot"
 )
 
 func TestStandbyMaterializesAndFollows(t *testing.T) {
@@ -27,21 +29,7 @@ func TestStandbyMaterializesAndFollows(t *testing.T) {
 	} else if _, ok, why := fresh.Lag(); ok || why != "nothing is materialized yet" {
 		t.Fatalf("Lag before anything is materialized: ok %v (%s); want not ok", ok, why)
 	}
-	run := func() (*Standby, func()) {
-		sb, err := NewStandby(cfg, js, store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- sb.Run(ctx) }()
-		return sb, func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-		}
-	}
+	run := func() (*Standby, func()) { return startStandby(t, cfg, js, store) }
 	waitVersion := func(sb *Standby, v uint64) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
@@ -128,5 +116,24 @@ func appendTo(t *testing.T, path, text string) {
 	defer f.Close()
 	if _, err := f.WriteString(text); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// startStandby starts a standby of cfg; the returned function stops it and fails the test if
+// Run returned an error.
+func startStandby(t *testing.T, cfg StandbyConfig, js jetstream.JetStream, store *snapshot.Store) (*Standby, func()) {
+	t.Helper()
+	sb, err := NewStandby(cfg, js, store, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sb.Run(ctx) }()
+	return sb, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -1,8 +1,6 @@
 package restorer
 
 import (
-	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -65,21 +63,7 @@ func TestStandbyMergesMetaloggerAfterRestart(t *testing.T) {
 	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 500, time.Second, 50*time.Millisecond
 	cfg.Mfsmaster = mfstest.Mfsmaster(t)
 	cfg.Verifier = testVerifier
-	run := func() (*Standby, func()) {
-		sb, err := NewStandby(cfg, js, store, slog.New(slog.DiscardHandler), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- sb.Run(ctx) }()
-		return sb, func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-		}
-	}
+	run := func() (*Standby, func()) { return startStandby(t, cfg, js, store) }
 	wait := func(what string, ok func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
