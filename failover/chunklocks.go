@@ -2,17 +2,22 @@ package failover
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"time"
 
 	"github.com/mfsha/mfsha/internal/chunklock"
+	"github.com/mfsha/mfsha/internal/durable"
 )
 
 // releaseChunkLocks appends an UNLOCK line to the handed-over changelog.1.mfs in dataPath for
-// every chunk its lines leave locked (a WRITE or TRUNC of the last LOCKTIMEOUT without its
-// UNLOCK), and returns how many lines it appended; none without that file.
+// every chunk left locked by what the promoted master is about to load: the locks its
+// metadata.mfs keeps (a WRITE or TRUNC folded in by the standby), then those its lines take and
+// do not release (a WRITE or TRUNC of the last LOCKTIMEOUT without its UNLOCK). Without
+// changelog.1.mfs, the UNLOCK lines make a new one, from the metadata's version on. It returns
+// how many lines it appended.
 //
 // Why (failover/DESIGN.md, "Chunk locks at promotion"): the standby has every line the old
 // master sent, so when the old master died between logging a WRITE and answering it, the new
@@ -23,25 +28,40 @@ import (
 // lock's expiry would do later. A chunk deleted afterwards (CHUNKDEL) is not unlocked: the
 // replay would fail on it.
 //
-// Limit: a lock taken by a line already folded into the handed-over metadata.mfs (its CHNK
-// section keeps a lock still in force at the fold) is not seen here; the standby folds well
-// behind the live lines, so the dangling WRITE of a kill is in changelog.1.mfs.
-//
-// A file it cannot read as a changelog (a malformed line, a hole) is logged as an error and left
-// alone: the promotion goes on (mfsmaster -a and the version check judge the file), at worst a
-// writer waits out one lock. A failed write of the file ends the promotion.
+// A file it cannot read (a malformed line, a hole, a metadata file it does not understand) is
+// logged as an error and left alone: the promotion goes on (mfsmaster -a and the version check
+// judge the files), at worst a writer waits out one lock. A failed write ends the promotion.
 func releaseChunkLocks(dataPath string, now time.Time, log *slog.Logger) (uint64, error) {
-	path := filepath.Join(dataPath, "changelog.1.mfs")
 	var tr chunklock.Tracker
-	if err := tr.ScanFile(path); errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	} else if err != nil {
+	metaVersion, seeded, err := chunklock.MetadataLocks(filepath.Join(dataPath, "metadata.mfs"))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			log.Error("chunk locks kept in the handed-over metadata are not released: a writer may wait up to 120 s", "err", err)
+		}
+		metaVersion, seeded = 0, nil
+	}
+	tr.Seed(seeded)
+	path := filepath.Join(dataPath, "changelog.1.mfs")
+	var locks []chunklock.Lock
+	switch err := tr.ScanFile(path); {
+	case errors.Is(err, fs.ErrNotExist):
+		if locks = tr.Held(now); len(locks) == 0 || metaVersion == 0 {
+			return 0, nil
+		}
+		b := chunklock.AppendUnlocks(nil, locks, metaVersion, now)
+		if err := durable.WriteFile(path, b, 0o644); err != nil {
+			return 0, fmt.Errorf("chunk locks: %w", err)
+		}
+		if err := chownLike(path, dataPath); err != nil {
+			return 0, fmt.Errorf("chunk locks: %w", err)
+		}
+	case err != nil:
 		log.Error("chunk locks the old master left are not released: a writer may wait up to 120 s", "err", err)
 		return 0, nil
-	}
-	locks, err := tr.Release(path, now)
-	if err != nil {
-		return 0, err
+	default:
+		if locks, err = tr.Release(path, now); err != nil {
+			return 0, err
+		}
 	}
 	for _, l := range locks {
 		log.Info("released a chunk lock the old master left held", "chunk", l.Chunk, "inode", l.Inode,

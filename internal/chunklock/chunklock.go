@@ -103,6 +103,17 @@ func (t *Tracker) AddLine(l changelog.Line) error {
 	return nil
 }
 
+// Seed adds locks held before the first line (MetadataLocks: those of the metadata the lines
+// follow). A later line releases or replaces them as it would a line's lock.
+func (t *Tracker) Seed(locks []Lock) {
+	if t.held == nil {
+		t.held = map[uint64]Lock{}
+	}
+	for _, l := range locks {
+		t.held[l.Chunk] = l
+	}
+}
+
 // Last returns the version of the last line added, 0 before the first.
 func (t *Tracker) Last() uint64 { return t.last }
 

@@ -24,11 +24,19 @@ import (
 // UNLOCK; the master must load the file (its version counts the UNLOCK), and a client's write
 // to the file must be granted before the lock could have expired on its own: the master's
 // own timestamps show it.
-func TestRealMasterReleasesDanglingLock(t *testing.T) {
+func TestRealMasterReleasesDanglingLock(t *testing.T) { realDanglingLock(t, false) }
+
+// TestRealMasterReleasesFoldedLock: the same, but the lock is in the metadata only (as after a
+// standby folded the WRITE): the master loads the cut changelog and stops cleanly, its
+// metadata.mfs keeps the lock (MetadataLocks must read it from the real file), the changelog
+// goes away, and the UNLOCK is a new changelog.1.mfs from the metadata's version.
+func TestRealMasterReleasesFoldedLock(t *testing.T) { realDanglingLock(t, true) }
+
+func realDanglingLock(t *testing.T, folded bool) {
 	mfs := mfstest.RequireMooseFS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := lab.New(lab.Config{Name: fmt.Sprintf("cl%d", os.Getpid()%100000), Dir: t.TempDir(), MooseFS: mfs,
+	l, err := lab.New(lab.Config{Name: fmt.Sprintf("c%s%d", map[bool]string{false: "l", true: "f"}[folded], os.Getpid()%100000), Dir: t.TempDir(), MooseFS: mfs,
 		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostChunk}, {Name: lab.HostClient}}})
 	if err != nil {
 		t.Fatal(err)
@@ -76,15 +84,43 @@ func TestRealMasterReleasesDanglingLock(t *testing.T) {
 	lockTS, _ := strconv.ParseUint(string(m[2]), 10, 64)
 	chunk, _ := strconv.ParseUint(string(m[3]), 10, 64)
 
-	// The changelog starts with the file system (the lab's master began empty): the tracker
-	// sees every line.
-	var tr Tracker
-	locks, err := tr.ReleaseFile(logf, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(locks) != 1 || locks[0].Chunk != chunk || locks[0].Version != lockVersion || locks[0].Inode != uint32(st.Ino) {
-		t.Fatalf("released %+v; want chunk %d locked by line %d for inode %d", locks, chunk, lockVersion, st.Ino)
+	minServe := lockVersion + 2 // the WRITE and our UNLOCK loaded
+	if folded {
+		if err := l.StartMaster(ctx, lab.HostMasterA, "-a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.StopMaster(ctx, lab.HostMasterA); err != nil { // a clean stop writes metadata.mfs
+			t.Fatal(err)
+		}
+		metaV, held, err := MetadataLocks(filepath.Join(data, "metadata.mfs"))
+		if err != nil || metaV <= lockVersion || len(held) != 1 || held[0].Chunk != chunk || uint64(held[0].Time) != lockTS {
+			t.Fatalf("the metadata after the fold: version %d, locks %+v, %v; want chunk %d locked at %d", metaV, held, err, chunk, lockTS)
+		}
+		// Only the metadata shows the lock now. (4.x renames changelog.0.mfs at a clean stop.)
+		logs, _ := filepath.Glob(filepath.Join(data, "changelog.*.mfs"))
+		for _, p := range logs {
+			if err := os.Rename(p, filepath.Join(t.TempDir(), filepath.Base(p))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var tr Tracker
+		tr.Seed(held)
+		unlock := AppendUnlocks(nil, tr.Held(time.Now()), metaV, time.Now())
+		if err := os.WriteFile(filepath.Join(data, "changelog.1.mfs"), unlock, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		minServe = metaV + 1 // the metadata and our UNLOCK
+	} else {
+		// The changelog starts with the file system (the lab's master began empty): the
+		// tracker sees every line.
+		var tr Tracker
+		locks, err := tr.ReleaseFile(logf, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(locks) != 1 || locks[0].Chunk != chunk || locks[0].Version != lockVersion || locks[0].Inode != uint32(st.Ino) {
+			t.Fatalf("released %+v; want chunk %d locked by line %d for inode %d", locks, chunk, lockVersion, st.Ino)
+		}
 	}
 
 	if err := l.StartMaster(ctx, lab.HostMasterA, "-a"); err != nil {
@@ -94,8 +130,8 @@ func TestRealMasterReleasesDanglingLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v < lockVersion+2 {
-		t.Fatalf("the restarted master serves version %d; want at least %d (the WRITE %d and our UNLOCK loaded)", v, lockVersion+2, lockVersion)
+	if v < minServe {
+		t.Fatalf("the restarted master serves version %d; want at least %d (our UNLOCK loaded)", v, minServe)
 	}
 	// Write into the file's existing chunk (no O_TRUNC: a truncation to 0 would drop the chunk
 	// instead of writing it).
