@@ -217,7 +217,8 @@ func (n *Node) takeLocal(ctx context.Context, what string, until time.Time) (*te
 			sleep(ctx, min(time.Second, n.cfg.RenewEvery))
 			continue
 		}
-		if !ok && restored != "" {
+		serveRestore := !ok && restored != ""
+		if serveRestore {
 			n.log.Warn(what+": serving a point-in-time restore", "why", restored, "instead_of", why)
 			ok, why = true, restored
 		}
@@ -228,7 +229,7 @@ func (n *Node) takeLocal(ctx context.Context, what string, until time.Time) (*te
 		if mine {
 			n.log.Info(what+": the lease still names this node: taking it over", "epoch", rec.Epoch)
 		}
-		t, err := n.takeOver(ctx, rec, rev, why, restored != "" && why == restored)
+		t, err := n.takeOver(ctx, rec, rev, why, serveRestore)
 		if err != nil {
 			n.log.Error(what+": could not start as master; standing by", "err", err)
 			return nil, nil
