@@ -110,7 +110,7 @@ func (s *Standby) HandOver(dir string) error {
 	}
 	s.mu.Lock()
 	s.pos.Store(&Position{})
-	s.local, s.localHash = 0, 0
+	s.local, s.localHash, s.keptFrom = 0, 0, 0
 	s.mu.Unlock()
 	return durable.SyncDir(s.cfg.Dir)
 }

@@ -108,9 +108,12 @@ type Standby struct {
 	// lastChange is the version of the last line in pending.mfs that is not IDLE (see
 	// idle.go); 0 when none is. Lines below the materialized version do not count.
 	lastChange uint64
-	ml         *metaloggerSource
-	newest     atomic.Pointer[stream.Timeline]
-	lastFold   time.Time // owned by the folder
+	// keptFrom is the first line pending.mfs keeps below the materialized version (lines the
+	// stream lacked when they were folded, see unshippedFrom); 0 when none.
+	keptFrom uint64
+	ml       *metaloggerSource
+	newest   atomic.Pointer[stream.Timeline]
+	lastFold time.Time // owned by the folder
 	// lastFoldStart: when the last fold began (the CPU bound counts from it); owned by the folder.
 	lastFoldStart time.Time
 	costs         foldCosts // what the folds cost (foldcost.go)
@@ -236,7 +239,7 @@ func (s *Standby) loadPending() error {
 // first one that does not fit.
 func (s *Standby) loadPendingLocked() error {
 	pos := s.Materialized()
-	s.local, s.localHash = pos.Version, 0
+	s.local, s.localHash, s.keptFrom = pos.Version, 0, 0
 	f, err := os.Open(s.pendingPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -253,6 +256,9 @@ func (s *Standby) loadPendingLocked() error {
 		if v < next {
 			// A line kept because the stream lacks it (see unshippedFrom); the one just
 			// below the materialized version is what the metalogger's next line continues.
+			if s.keptFrom == 0 {
+				s.keptFrom = v
+			}
 			if v+1 == next {
 				s.localHash = stream.LineHash(sc.Raw())
 			}
@@ -302,6 +308,9 @@ func (s *Standby) follow(ctx context.Context) error {
 	pos := s.Materialized()
 	if pos.Version == 0 || (tl != nil && (pos.Timeline != tl.Timeline || pos.Version < tl.FirstVersion)) {
 		return serr // the folder resynchronizes first
+	}
+	if done, err := s.checkUnshipped(ctx, tl); err != nil || done {
+		return errors.Join(serr, err)
 	}
 	if s.torn {
 		// A failed write could not be cut back: read the file again before appending to it.
@@ -470,29 +479,16 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 	return err
 }
 
-// unshippedFrom is the first version of the materialized timeline that the stream does not
-// hold yet (as far as the standby last saw it): pending.mfs keeps the lines from there on even
-// once they are folded. They came from the metalogger, and only this host has them.
-//
-// Why: the old master can die with lines its metalogger got but its shipper had not shipped.
-// A standby that folded them and is then promoted starts mfsmaster on metadata that holds
-// them; the stream must get them too, or its next line would follow a hole (the new master's
-// shipper stops at it, and every other standby and restore with it). HandOver gives these lines
-// to the new master as changelog.1.mfs, whose shipper then ships them, signed, before its own
-// (mfsmaster -a skips lines below the metadata's version).
-func unshippedFrom(pos Position, tl *stream.Timeline) uint64 {
-	if tl == nil || tl.Timeline != pos.Timeline || tl.LastVersion+1 >= pos.Version {
-		return pos.Version
-	}
-	return tl.LastVersion + 1
-}
-
 // compact drops from pending.mfs the lines now in the materialized metadata (all of them
 // after a resynchronization), except those from keepFrom on (see unshippedFrom), atomically.
 // Called with mu held.
 func (s *Standby) compact(reset bool, keepFrom uint64) error {
 	pos := s.Materialized()
 	keepFrom = min(keepFrom, pos.Version)
+	s.keptFrom = 0
+	if keepFrom < pos.Version && !reset {
+		s.keptFrom = keepFrom
+	}
 	tmp := s.pendingPath() + ".tmp"
 	out, err := os.Create(tmp)
 	if err != nil {

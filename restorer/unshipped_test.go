@@ -1,8 +1,10 @@
 package restorer
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +99,44 @@ func TestStandbyMergesMetaloggerAfterRestart(t *testing.T) {
 	sb, stop = run()
 	defer stop()
 	wait("the metalogger's next lines after a restart", func() bool { return sb.Local() == 3100 })
+}
+
+// A standby that folded lines from its metalogger which the stream later holds otherwise (it
+// went on with another history) resynchronizes from the stream instead of keeping them.
+func TestStandbyResyncsWhenTheStreamForks(t *testing.T) {
+	js, store, dir := shipped(t) // lines 1..3001 and a snapshot of version 1002, shipper running
+	sdir, ml := t.TempDir(), t.TempDir()
+	cfg := DefaultStandbyConfig()
+	cfg.Cluster, cfg.Dir, cfg.FoldLines, cfg.FoldEvery, cfg.Poll = cluster, sdir, 500, time.Second, 50*time.Millisecond
+	cfg.Mfsmaster = mfstest.Mfsmaster(t)
+	cfg.Verifier = testVerifier
+	cfg.MetaloggerDir = ml
+	if err := os.WriteFile(filepath.Join(ml, "changelog_ml.0.mfs"), []byte(history(2990, 3050)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sb, stop := startStandby(t, cfg, js, store)
+	defer stop()
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s (materialized %+v, local %d)", what, sb.Materialized(), sb.Local())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	wait("the metalogger's lines folded", func() bool { return sb.Materialized().Version == 3051 })
+
+	// The stream goes on from 3002 with other lines: g3002.. instead of f3002..
+	var other strings.Builder
+	for v := 3002; v <= 3060; v++ {
+		fmt.Fprintf(&other, "%d: %d|CREATE(1,g%d,1,420,18,0,0,0):%d\n", v, 1700000000+v/100, v, v)
+	}
+	appendTo(t, filepath.Join(dir, "changelog.0.mfs"), other.String())
+	wait("a resynchronization onto the stream's history", func() bool { return sb.Materialized().Version == 3061 })
+	names := files(t, filepath.Join(sdir, "metadata.mfs"))
+	if !names["g3060"] || names["f3050"] {
+		t.Fatal("the materialized metadata does not hold the stream's history g3002..g3060 alone")
+	}
 }
