@@ -114,6 +114,13 @@ func newCluster(t *testing.T, suffix string) *cluster {
 				t.Logf("---- %s node log (tail) ----\n%s", h, strings.Join(lines, "\n"))
 			}
 		}
+		if keep := os.Getenv("MFSHA_KEEP_FAILED"); keep != "" && t.Failed() { // every host's files, for a post-mortem
+			for _, h := range l.Hosts() {
+				if b, err := exec.Command("cp", "-a", l.HostDir(h), filepath.Join(keep, t.Name()+"-"+h)).CombinedOutput(); err != nil {
+					t.Logf("keep a failed run's files: %v %s", err, b)
+				}
+			}
+		}
 		if keep := os.Getenv("MFSHA_KEEP_LOGS"); keep != "" { // for a look at a passing run's logs
 			for _, h := range l.Hosts() {
 				if b, err := exec.Command("cp", "-r", filepath.Join(l.HostDir(h), "log"), filepath.Join(keep, t.Name()+"-"+h)).CombinedOutput(); err != nil {

@@ -20,6 +20,7 @@ func (n *Node) standby(ctx context.Context) *term {
 	}
 	started := time.Now()
 	poll := min(n.cfg.CheckEvery, 100*time.Millisecond)
+	var failed time.Time // when this node's last promotion failed
 	for ctx.Err() == nil {
 		sb, err := n.d.NewStandby()
 		if err != nil {
@@ -30,7 +31,7 @@ func (n *Node) standby(ctx context.Context) *term {
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = sb.Run(sctx) }()
-		rec, rev, take := n.watch(ctx, sb, started, poll)
+		rec, rev, take := n.watch(ctx, sb, started, failed, poll)
 		stop()
 		<-done
 		if !take {
@@ -46,6 +47,7 @@ func (n *Node) standby(ctx context.Context) *term {
 			sleep(ctx, poll)
 		} else {
 			n.log.Error("promotion failed; standing by again", "err", err)
+			failed = time.Now()
 			sleep(ctx, n.cfg.RenewEvery)
 		}
 		n.ensureNotServing(ctx)
@@ -56,8 +58,9 @@ func (n *Node) standby(ctx context.Context) *term {
 	return nil
 }
 
-// watch polls the lease until this node should take it (take true) or ctx ends.
-func (n *Node) watch(ctx context.Context, sb Standby, started time.Time, poll time.Duration) (LeaseRecord, uint64, bool) {
+// watch polls the lease until this node should take it (take true) or ctx ends. failed is
+// when this node's last promotion failed (zero if none did).
+func (n *Node) watch(ctx context.Context, sb Standby, started, failed time.Time, poll time.Duration) (LeaseRecord, uint64, bool) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	defer n.d.Live.Done(loopStandby)
@@ -91,6 +94,16 @@ func (n *Node) watch(ctx context.Context, sb Standby, started time.Time, poll ti
 				n.log.Debug("standby: the lease is free but this standby cannot promote yet", "why", why)
 			case !handed && time.Since(started) < n.cfg.StartGrace:
 				n.log.Debug("standby: the lease is free; waiting out START_GRACE")
+			case !handed && time.Since(failed) < n.cfg.LeaseTTL && n.otherStandby(ctx, &ahead):
+				// Whatever made this node's promotion fail (its mfsmaster, its disk, its
+				// data) may fail the next one too: another live standby tries first, for
+				// at most LEASE_TTL after the failure; then this one tries again.
+				if deferredTo == ahead.Name {
+					break
+				}
+				deferredTo = ahead.Name
+				n.log.Info("the lease is free, but this node's last promotion failed: leaving it to another standby", "standby", ahead.Name,
+					"for_at_most", (n.cfg.LeaseTTL - time.Since(failed)).Round(time.Millisecond))
 			case !handed && time.Since(freeSince) < n.cfg.LeaseTTL && n.aheadOfMe(ctx, sb, &ahead):
 				if deferredTo == ahead.Name {
 					break
@@ -152,6 +165,23 @@ func (n *Node) aheadOfMe(ctx context.Context, sb Standby, ahead *NodeStatus) boo
 		}
 		if o.Version > mine {
 			*ahead = o
+			return true
+		}
+	}
+	return false
+}
+
+// otherStandby tells whether another standby was seen alive within LEASE_TTL; it fills o
+// with its status.
+func (n *Node) otherStandby(ctx context.Context, o *NodeStatus) bool {
+	nodes, err := n.d.Lease.Nodes(ctx)
+	if err != nil {
+		n.log.Debug("standby: the other standbys are not readable", "err", err)
+		return false
+	}
+	for _, s := range nodes {
+		if s.Name != n.cfg.Name && s.Role == string(RoleStandby) && time.Since(s.Updated) <= n.cfg.LeaseTTL {
+			*o = s
 			return true
 		}
 	}
