@@ -78,6 +78,10 @@ type cluster struct {
 	files   map[string]string
 	vip     *ha.VIPSampler
 	writer  *ha.Writer // the continuous client on cl (see stopWriter)
+	// mayLose, when set, names the acknowledgments a fault may take back (see
+	// TestFailoverPowerOffAndReturn); stopWriter logs those files if they are wrong.
+	mayLose func(acked time.Time) bool
+	lost    []string
 }
 
 const leaseTTL = "4s"
@@ -205,7 +209,13 @@ func (c *cluster) stopWriter(ctx context.Context, faults ...fault) {
 		c.t.Logf("writer after %s: %s", f.what, res.Stalls(f.at, window))
 	}
 	began := time.Now()
-	c.must("read-back of the writer's files", res.Verify(ctx, c.l, lab.HostChunk))
+	lost, err := res.VerifyLost(ctx, c.l, lab.HostChunk, c.mayLose)
+	c.must("read-back of the writer's files", err)
+	c.lost = lost
+	if len(lost) > 0 {
+		c.t.Logf("%d of %d acknowledged files read back; lost in the power-off's window: %v", len(res.Acked)-len(lost), len(res.Acked), lost)
+		return
+	}
 	c.t.Logf("all %d acknowledged files read back through a fresh mount on c1 (in %v)", len(res.Acked), time.Since(began).Round(time.Millisecond))
 }
 
@@ -554,6 +564,17 @@ func TestFailoverPowerOffAndReturn(t *testing.T) {
 	off := time.Now()
 	faults := []fault{{"power-off of ma", off}}
 	c.must("cut ma's link", c.l.CutLink(lab.HostMasterA))
+	// MooseFS replicates to its metaloggers after it answers the client: matoclserv writes
+	// the reply in the serve call that made the change, while matomlserv sends the changelog
+	// line on the next turn of the event loop (4.59.2 mfsmaster/matoclserv.c and
+	// matomlserv.c). A power-off between the two takes back an acknowledged change that only
+	// ma ever had; no standby can have it. So one file acknowledged around the cut may be
+	// wrong, and then ma's files must hold lines nobody else got (its archive says
+	// "unshipped"). Every other acknowledged file must read back.
+	cutDone := time.Now()
+	c.mayLose = func(acked time.Time) bool {
+		return acked.After(off.Add(-200*time.Millisecond)) && acked.Before(cutDone.Add(200*time.Millisecond))
+	}
 	c.must("power off ma", c.l.KillHost(ctx, lab.HostMasterA))
 	c.must("ma's addresses go with its power", c.l.DelVIP(lab.HostMasterA))
 	c.write(ctx, "after-power-off")
@@ -571,9 +592,12 @@ func TestFailoverPowerOffAndReturn(t *testing.T) {
 	if owner, err := c.l.VIPOwner(); err != nil || owner != lab.HostMasterB {
 		t.Fatalf("VIP owner %q, %v after ma's return; want mb", owner, err)
 	}
-	c.checkArchive(lab.HostMasterA, "before-0", "before-1", "before-2")
+	archive := c.checkArchive(lab.HostMasterA, "before-0", "before-1", "before-2")
 	c.verify(ctx)
 	c.stopWriter(ctx, faults...)
+	if len(c.lost) > 1 || (len(c.lost) == 1 && !strings.HasSuffix(archive, "-unshipped")) {
+		c.t.Fatalf("acknowledged files %v lost; ma's archive %s: at most one, and only with lines only ma had (archive TIME-unshipped)", c.lost, archive)
+	}
 }
 
 // checkArchive checks that host's node moved its old master files aside when it came back as
@@ -581,7 +605,7 @@ func TestFailoverPowerOffAndReturn(t *testing.T) {
 // the master died holding lines it had not shipped: a power-off mid-write does that) holding
 // a metadata file and changelogs with the creation of each file in created (written while
 // host was the master), and nothing of them left in the master's DATA_PATH.
-func (c *cluster) checkArchive(host string, created ...string) {
+func (c *cluster) checkArchive(host string, created ...string) string {
 	c.t.Helper()
 	dirs, err := filepath.Glob(filepath.Join(c.l.HostDir(host), "archive", "*"))
 	if err != nil || len(dirs) != 1 || !(strings.HasSuffix(dirs[0], "-standby") || strings.HasSuffix(dirs[0], "-unshipped")) {
@@ -607,6 +631,7 @@ func (c *cluster) checkArchive(host string, created ...string) {
 			c.t.Errorf("%s's master DATA_PATH still holds %v after the archive", host, left)
 		}
 	}
+	return dirs[0]
 }
 
 func mustDuration(t *testing.T, s string) time.Duration {

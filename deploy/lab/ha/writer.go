@@ -229,16 +229,23 @@ func (s *Stalls) add(gap time.Duration) {
 // nothing cached from the writer's) and checks its content; host must have no mount running.
 // It unmounts when done.
 func (r WriterResult) Verify(ctx context.Context, l *lab.Lab, host string) error {
+	_, err := r.VerifyLost(ctx, l, host, nil)
+	return err
+}
+
+// VerifyLost is Verify where a file whose acknowledgment time mayLose accepts may be wrong:
+// it returns those files' names, and an error for any other wrong file.
+func (r WriterResult) VerifyLost(ctx context.Context, l *lab.Lab, host string, mayLose func(acked time.Time) bool) ([]string, error) {
 	if len(r.Acked) == 0 {
-		return errors.New("the writer acknowledged no file")
+		return nil, errors.New("the writer acknowledged no file")
 	}
 	bin, err := writerBin()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mnt, err := l.Mount(ctx, host)
 	if err != nil {
-		return fmt.Errorf("fresh mount for the read-back: %w", err)
+		return nil, fmt.Errorf("fresh mount for the read-back: %w", err)
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -249,13 +256,35 @@ func (r WriterResult) Verify(ctx context.Context, l *lab.Lab, host string) error
 	cmd.WaitDelay = 2 * time.Second
 	cmd.Stdin = strings.NewReader(strings.Join(r.Acked, "\n") + "\n")
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("read-back of %d acknowledged files through a fresh mount on %s: %w\n%s", len(r.Acked), host, err, firstLines(out, 20))
+	if !strings.Contains(string(out), fmt.Sprintf("checked %d bad ", len(r.Acked))) {
+		return nil, fmt.Errorf("read-back of %d acknowledged files through a fresh mount on %s: %v\n%s", len(r.Acked), host, err, firstLines(out, 20))
 	}
-	if want := fmt.Sprintf("checked %d bad 0", len(r.Acked)); !strings.Contains(string(out), want) {
-		return fmt.Errorf("read-back on %s: %q; want %q", host, firstLines(out, 20), want)
+	lost, wrong := r.sortBad(out, mayLose)
+	if len(wrong) > 0 || (err != nil && len(lost) == 0) {
+		return lost, fmt.Errorf("read-back of %d acknowledged files through a fresh mount on %s: %v\n%s", len(r.Acked), host, err, firstLines(out, 20))
 	}
-	return nil
+	return lost, nil
+}
+
+// sortBad sorts the "bad NAME REASON" lines of labwriter verify's output: the names of the
+// files mayLose accepts, and the other lines.
+func (r WriterResult) sortBad(out []byte, mayLose func(acked time.Time) bool) (lost, wrong []string) {
+	acked := make(map[string]time.Time, len(r.Acked))
+	for i, name := range r.Acked {
+		acked[name] = r.Times[i]
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "bad" {
+			continue
+		}
+		if t, ok := acked[f[1]]; ok && mayLose != nil && mayLose(t) {
+			lost = append(lost, f[1])
+		} else {
+			wrong = append(wrong, line)
+		}
+	}
+	return lost, wrong
 }
 
 func firstLines(b []byte, n int) string {

@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,5 +30,21 @@ func TestStalls(t *testing.T) {
 	s = WriterResult{Start: at(0), End: at(2000), Times: []time.Time{at(0)}}.Stalls(at(500), time.Second)
 	if s.Longest != 1500*time.Millisecond || s.Outages != 1 || s.Writes != 0 {
 		t.Errorf("Stalls without completions = %+v; want one 1.5s outage", s)
+	}
+}
+
+// TestSortBad: a wrong file is excused only when mayLose accepts its acknowledgment time; a
+// wrong file the writer never acknowledged, or any wrong file without mayLose, is reported.
+func TestSortBad(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	r := WriterResult{Acked: []string{"w1", "w2", "w3"}, Times: []time.Time{t0, t0.Add(time.Second), t0.Add(2 * time.Second)}}
+	out := []byte("bad w2 content \"\", want \"w2...\"\nbad w3 open: no such file\nbad w9 content \"\"\nchecked 3 bad 3\n")
+	near := func(acked time.Time) bool { return acked.Equal(t0.Add(time.Second)) }
+	lost, wrong := r.sortBad(out, near)
+	if len(lost) != 1 || lost[0] != "w2" || len(wrong) != 2 || !strings.HasPrefix(wrong[0], "bad w3 ") || !strings.HasPrefix(wrong[1], "bad w9 ") {
+		t.Fatalf("lost %q, wrong %q; want lost [w2], wrong the lines of w3 and w9", lost, wrong)
+	}
+	if lost, wrong := r.sortBad(out, nil); len(lost) != 0 || len(wrong) != 3 {
+		t.Fatalf("without mayLose: lost %q, wrong %q; want every bad line wrong", lost, wrong)
 	}
 }
