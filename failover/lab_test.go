@@ -1,6 +1,7 @@
 package failover_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -79,9 +80,8 @@ type cluster struct {
 	vip     *ha.VIPSampler
 	writer  *ha.Writer // the continuous client on cl (see stopWriter)
 	// mayLose, when set, names the acknowledgments a fault may take back (see
-	// TestFailoverPowerOffAndReturn); stopWriter logs those files if they are wrong.
+	// TestFailoverPowerOffAndReturn); stopWriter returns those files if they are wrong.
 	mayLose func(acked time.Time) bool
-	lost    []string
 }
 
 const leaseTTL = "4s"
@@ -118,19 +118,18 @@ func newCluster(t *testing.T, suffix string) *cluster {
 				t.Logf("---- %s node log (tail) ----\n%s", h, strings.Join(lines, "\n"))
 			}
 		}
-		if keep := os.Getenv("MFSHA_KEEP_FAILED"); keep != "" && t.Failed() { // every host's files, for a post-mortem
+		keepHosts := func(keep, sub string) { // copy each host's dir (or its sub) to keep
 			for _, h := range l.Hosts() {
-				if b, err := exec.Command("cp", "-a", l.HostDir(h), filepath.Join(keep, t.Name()+"-"+h)).CombinedOutput(); err != nil {
-					t.Logf("keep a failed run's files: %v %s", err, b)
+				if b, err := exec.Command("cp", "-a", filepath.Join(l.HostDir(h), sub), filepath.Join(keep, t.Name()+"-"+h)).CombinedOutput(); err != nil {
+					t.Logf("keep %s of %s: %v %s", cmp.Or(sub, "the files"), h, err, b)
 				}
 			}
 		}
+		if keep := os.Getenv("MFSHA_KEEP_FAILED"); keep != "" && t.Failed() { // every host's files, for a post-mortem
+			keepHosts(keep, "")
+		}
 		if keep := os.Getenv("MFSHA_KEEP_LOGS"); keep != "" { // for a look at a passing run's logs
-			for _, h := range l.Hosts() {
-				if b, err := exec.Command("cp", "-r", filepath.Join(l.HostDir(h), "log"), filepath.Join(keep, t.Name()+"-"+h)).CombinedOutput(); err != nil {
-					t.Logf("keep logs: %v %s", err, b)
-				}
-			}
+			keepHosts(keep, "log")
 		}
 		if c.closeNC != nil {
 			c.closeNC()
@@ -187,7 +186,7 @@ type fault struct {
 // stopWriter stops the continuous writer on cl, logs how it felt each fault (never asserted:
 // the machine is loaded), and reads back every file it acknowledged through a fresh mount on
 // c1: none may be lost or wrong.
-func (c *cluster) stopWriter(ctx context.Context, faults ...fault) {
+func (c *cluster) stopWriter(ctx context.Context, faults ...fault) (lost []string) {
 	c.t.Helper()
 	if len(faults) > 0 { // measure the whole window after the last fault
 		time.Sleep(time.Until(faults[len(faults)-1].at.Add(stallWindow)))
@@ -211,12 +210,12 @@ func (c *cluster) stopWriter(ctx context.Context, faults ...fault) {
 	began := time.Now()
 	lost, err := res.VerifyLost(ctx, c.l, lab.HostChunk, c.mayLose)
 	c.must("read-back of the writer's files", err)
-	c.lost = lost
 	if len(lost) > 0 {
 		c.t.Logf("%d of %d acknowledged files read back; lost in the power-off's window: %v", len(res.Acked)-len(lost), len(res.Acked), lost)
-		return
+		return lost
 	}
 	c.t.Logf("all %d acknowledged files read back through a fresh mount on c1 (in %v)", len(res.Acked), time.Since(began).Round(time.Millisecond))
+	return nil
 }
 
 func (c *cluster) startNode(ctx context.Context, host, start string) error {
@@ -594,9 +593,8 @@ func TestFailoverPowerOffAndReturn(t *testing.T) {
 	}
 	archive := c.checkArchive(lab.HostMasterA, "before-0", "before-1", "before-2")
 	c.verify(ctx)
-	c.stopWriter(ctx, faults...)
-	if len(c.lost) > 1 || (len(c.lost) == 1 && !strings.HasSuffix(archive, "-unshipped")) {
-		c.t.Fatalf("acknowledged files %v lost; ma's archive %s: at most one, and only with lines only ma had (archive TIME-unshipped)", c.lost, archive)
+	if lost := c.stopWriter(ctx, faults...); len(lost) > 1 || (len(lost) == 1 && !strings.HasSuffix(archive, "-unshipped")) {
+		c.t.Fatalf("acknowledged files %v lost; ma's archive %s: at most one, and only with lines only ma had (archive TIME-unshipped)", lost, archive)
 	}
 }
 

@@ -153,17 +153,9 @@ func (n *Node) publishStandby(ctx context.Context, sb Standby) {
 // the lease picks one. Statuses are published every RENEW_EVERY and once more as soon as a
 // standby sees the lease free; a status older than that may hide a few lines.
 func (n *Node) aheadOfMe(ctx context.Context, sb Standby, ahead *NodeStatus) bool {
-	nodes, err := n.d.Lease.Nodes(ctx)
-	if err != nil {
-		n.log.Debug("standby: the other standbys' positions are not readable", "err", err)
-		return false
-	}
 	mine, tl := sb.Local()+1, sb.Materialized().Timeline
-	for _, o := range nodes {
-		if o.Name == n.cfg.Name || o.Role != string(RoleStandby) || o.Timeline != tl || time.Since(o.Updated) > n.cfg.LeaseTTL {
-			continue
-		}
-		if o.Version > mine {
+	for _, o := range n.otherLiveStandbys(ctx) {
+		if o.Timeline == tl && o.Version > mine {
 			*ahead = o
 			return true
 		}
@@ -174,18 +166,28 @@ func (n *Node) aheadOfMe(ctx context.Context, sb Standby, ahead *NodeStatus) boo
 // otherStandby tells whether another standby was seen alive within LEASE_TTL; it fills o
 // with its status.
 func (n *Node) otherStandby(ctx context.Context, o *NodeStatus) bool {
-	nodes, err := n.d.Lease.Nodes(ctx)
-	if err != nil {
-		n.log.Debug("standby: the other standbys are not readable", "err", err)
-		return false
-	}
-	for _, s := range nodes {
-		if s.Name != n.cfg.Name && s.Role == string(RoleStandby) && time.Since(s.Updated) <= n.cfg.LeaseTTL {
-			*o = s
-			return true
-		}
+	if others := n.otherLiveStandbys(ctx); len(others) > 0 {
+		*o = others[0]
+		return true
 	}
 	return false
+}
+
+// otherLiveStandbys lists the other nodes that published a standby status within LEASE_TTL
+// (none when the statuses cannot be read).
+func (n *Node) otherLiveStandbys(ctx context.Context) []NodeStatus {
+	nodes, err := n.d.Lease.Nodes(ctx)
+	if err != nil {
+		n.log.Debug("standby: the other standbys' statuses are not readable", "err", err)
+		return nil
+	}
+	var live []NodeStatus
+	for _, o := range nodes {
+		if o.Name != n.cfg.Name && o.Role == string(RoleStandby) && time.Since(o.Updated) <= n.cfg.LeaseTTL {
+			live = append(live, o)
+		}
+	}
+	return live
 }
 
 // ensureNotServing removes the VIP and stops any mfsmaster left running on this host's data.
