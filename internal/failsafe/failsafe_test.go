@@ -132,10 +132,16 @@ func TestPromiser(t *testing.T) {
 	if p.MayTake(r.Add(hold-time.Millisecond), false) || !p.MayTake(r.Add(hold), false) || !p.Until().Equal(r.Add(hold)) {
 		t.Fatalf("promise until %v; want %v", p.Until(), r.Add(hold))
 	}
+	// A replayed hold is refused: it would renew the promise for whoever recorded it.
+	if _, err := p.Answer(h, r.Add(time.Second), false); !errors.Is(err, ErrReplay) || !p.Until().Equal(r.Add(hold)) {
+		t.Fatalf("replayed hold: %v, promise until %v; want ErrReplay and %v", err, p.Until(), r.Add(hold))
+	}
 	// An earlier-received answer never shortens a promise.
+	h.Seq = 2
 	if _, err := p.Answer(h, r.Add(-time.Second), false); err != nil || !p.Until().Equal(r.Add(hold)) {
 		t.Fatalf("late delivery shortened the promise to %v (%v)", p.Until(), err)
 	}
+	h.Seq = 3
 
 	for _, tc := range []struct {
 		name    string
@@ -143,10 +149,10 @@ func TestPromiser(t *testing.T) {
 		holding bool
 		want    error
 	}{
-		{"own hold", Hold{Cluster: "c", Holder: "mb", Epoch: 5, Seq: 2, Hold: hold}, false, ErrOwnHold},
+		{"own hold", Hold{Cluster: "c", Holder: "mb", Epoch: 5, Seq: 3, Hold: hold}, false, ErrOwnHold},
 		{"holding the lease", h, true, ErrHolding},
-		{"other cluster", Hold{Cluster: "d", Holder: "ma", Epoch: 5, Seq: 2, Hold: hold}, false, ErrOtherCluster},
-		{"longer than FAILSAFE_HOLD", Hold{Cluster: "c", Holder: "ma", Epoch: 5, Seq: 2, Hold: 2 * hold}, false, ErrMessage},
+		{"other cluster", Hold{Cluster: "d", Holder: "ma", Epoch: 5, Seq: 3, Hold: hold}, false, ErrOtherCluster},
+		{"longer than FAILSAFE_HOLD", Hold{Cluster: "c", Holder: "ma", Epoch: 5, Seq: 3, Hold: 2 * hold}, false, ErrMessage},
 	} {
 		if _, err := p.Answer(tc.h, r, tc.holding); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v; want %v", tc.name, err, tc.want)
@@ -193,6 +199,19 @@ func TestCoverage(t *testing.T) {
 	last := until.Add(-cfg.StopTimeout)
 	if !c.MayServe(last) || c.MayServe(last.Add(time.Nanosecond)) {
 		t.Fatalf("MayServe must end StopTimeout (%s) before the coverage", cfg.StopTimeout)
+	}
+	// Serving on promises stops once a round was missed, well before the coverage ends.
+	if su, ok := c.ServeUntil(); !ok || !su.Equal(t0.Add(cfg.Every+2*cfg.Timeout)) || !su.Before(last) {
+		t.Fatalf("ServeUntil %v, %v; want mb's request time + Every + 2*Timeout = %v, before %v", su, ok, t0.Add(cfg.Every+2*cfg.Timeout), last)
+	}
+	long := NewCoverage(Config{Hold: 3 * time.Second, Every: time.Second, Timeout: time.Second, StopTimeout: 2 * time.Second / 10})
+	long.SetMembers([]string{"mb"})
+	long.Sent("mb", 1, t0)
+	if err := long.Answered(Promise{Member: "mb", Seq: 1, Hold: 3 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if su, _ := long.ServeUntil(); !su.Equal(t0.Add(Covered(3*time.Second) - 2*time.Second/10)) {
+		t.Fatalf("ServeUntil %v; want the coverage minus StopTimeout when that comes first", su)
 	}
 
 	for _, tc := range []struct {

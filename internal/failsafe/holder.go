@@ -121,3 +121,29 @@ func (c *Coverage) MayServe(now time.Time) bool {
 	until, ok := c.Until()
 	return ok && !now.Add(c.cfg.StopTimeout).After(until)
 }
+
+// ServeUntil is when the holder, serving on promises alone, must start fencing: when its
+// coverage would no longer last through the fence (Until − StopTimeout), or earlier, once the
+// freshest answer of some member is older than one missed round allows (its request sent
+// Every + 2·Timeout ago). ok is false while a member never answered.
+//
+// Why the earlier bound: the link that carries the promises usually carries the member's
+// metalogger too. When it fails, every line the holder's master writes from then on exists on
+// the holder alone (NATS takes nothing either), and a member that takes the lease after its
+// promise serves without them. Safety needs only the first bound; the second shortens that
+// window from Covered(Hold) − StopTimeout (1.49 s by default) to Every + 2·Timeout (0.8 s).
+func (c *Coverage) ServeUntil() (time.Time, bool) {
+	until, ok := c.Until()
+	if !ok {
+		return time.Time{}, false
+	}
+	lastAsked := until.Add(-Covered(c.cfg.Hold)) // the oldest of the members' last answered requests
+	return minTime(until.Add(-c.cfg.StopTimeout), lastAsked.Add(c.cfg.Every+2*c.cfg.Timeout)), true
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -18,6 +18,11 @@ var (
 	ErrStaleEpoch = errors.New("a newer epoch exists")
 	// ErrOtherCluster: the request is for another cluster.
 	ErrOtherCluster = errors.New("another cluster's request")
+	// ErrReplay: the request's sequence number is not above the last one answered for its
+	// epoch. A hold is signed but carries no time: without this rule, one recorded hold
+	// replayed by anyone on the network would renew the promise for ever and block every
+	// failover after the holder died.
+	ErrReplay = errors.New("a replayed or reordered request")
 )
 
 // Promiser is a failover node's side of failsafe: it answers holds, and it tells whether the
@@ -32,6 +37,7 @@ type Promiser struct {
 	mu    sync.Mutex
 	until time.Time // no take before this (monotonic)
 	epoch uint64    // the newest epoch seen, from the lease or from holds
+	seq   uint64    // the last request answered for epoch
 }
 
 // NewPromiser starts a member's side. start is when the process started: a restarted process
@@ -46,7 +52,9 @@ func NewPromiser(cluster, name string, hold time.Duration, start time.Time) *Pro
 func (p *Promiser) ObserveEpoch(epoch uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.epoch = max(p.epoch, epoch)
+	if epoch > p.epoch {
+		p.epoch, p.seq = epoch, 0
+	}
 }
 
 // Answer promises what h asks, received at received (call time.Now() when the request arrived,
@@ -71,8 +79,10 @@ func (p *Promiser) Answer(h Hold, received time.Time, holding bool) (Promise, er
 		return Promise{}, fmt.Errorf("hold from %s (epoch %d): %w", h.Holder, h.Epoch, ErrHolding)
 	case h.Epoch < p.epoch:
 		return Promise{}, fmt.Errorf("hold from %s for epoch %d, epoch %d seen: %w", h.Holder, h.Epoch, p.epoch, ErrStaleEpoch)
+	case h.Epoch == p.epoch && h.Seq <= p.seq:
+		return Promise{}, fmt.Errorf("hold from %s for epoch %d, request %d after %d: %w", h.Holder, h.Epoch, h.Seq, p.seq, ErrReplay)
 	}
-	p.epoch = h.Epoch
+	p.epoch, p.seq = h.Epoch, h.Seq
 	if end := received.Add(h.Hold); end.After(p.until) {
 		p.until = end
 	}
