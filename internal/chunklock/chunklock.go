@@ -38,8 +38,9 @@ type Lock struct {
 // Tracker follows changelog lines in version order and keeps the chunk locks they leave held.
 // The zero value is ready to use. A Tracker is not safe for concurrent use.
 type Tracker struct {
-	held map[uint64]Lock
-	last uint64 // version of the last line added, 0 before the first
+	held  map[uint64]Lock
+	last  uint64 // version of the last line added, 0 before the first
+	bound uint64 // at least the next chunk id after the lines added (see boundChunks)
 }
 
 // Add reads one line (without its '\n'). Only the lines that lock or release a chunk matter:
@@ -66,6 +67,7 @@ func (t *Tracker) AddLine(l changelog.Line) error {
 		return fmt.Errorf("changelog line %d after %d: versions not contiguous", l.Version, t.last)
 	}
 	t.last = l.Version
+	t.boundChunks(l)
 	bad := func(what string) error {
 		return fmt.Errorf("changelog line %d: %s %s: %s", l.Version, l.Op, l.Args, what)
 	}

@@ -21,65 +21,84 @@ import (
 // the client retrying that write waits out the lock (measured: 116 s after a promotion that
 // had resynchronized).
 func MetadataLocks(path string) (version uint64, locks []Lock, err error) {
+	c, err := MetadataChunks(path)
+	return c.Version, c.Locks, err
+}
+
+// Chunks is what MetadataChunks reads from a metadata file.
+type Chunks struct {
+	Version uint64 // the metadata's version: that of the line that follows it
+	Next    uint64 // the next chunk id the master allocates (CHNK's nextchunkid; 1 without chunks)
+	Locks   []Lock // as MetadataLocks
+}
+
+// MetadataChunks is MetadataLocks with the next chunk id, in one pass.
+func MetadataChunks(path string) (Chunks, error) {
+	version, next, locks, err := metadataChunks(path)
+	return Chunks{Version: version, Next: next, Locks: locks}, err
+}
+
+func metadataChunks(path string) (version, next uint64, locks []Lock, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, nil, fmt.Errorf("chunk locks: %w", err)
+		return 0, 0, nil, fmt.Errorf("chunk locks: %w", err)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
 	head := make([]byte, 24)
 	if _, err := io.ReadFull(r, head[:8]); err != nil {
-		return 0, nil, fmt.Errorf("chunk locks: %s: %w", path, err)
+		return 0, 0, nil, fmt.Errorf("chunk locks: %s: %w", path, err)
 	}
 	switch string(head[:8]) {
 	case "MFSM NEW":
-		return 1, nil, nil
+		return 1, 1, nil, nil
 	case "MFSM 2.0":
 	default:
-		return 0, nil, fmt.Errorf("chunk locks: %s: signature %q, want \"MFSM 2.0\"", path, head[:8])
+		return 0, 0, nil, fmt.Errorf("chunk locks: %s: signature %q, want \"MFSM 2.0\"", path, head[:8])
 	}
 	if _, err := io.ReadFull(r, head[8:]); err != nil {
-		return 0, nil, fmt.Errorf("chunk locks: %s: header: %w", path, err)
+		return 0, 0, nil, fmt.Errorf("chunk locks: %s: header: %w", path, err)
 	}
 	version = binary.BigEndian.Uint64(head[8:])
 	hdr := make([]byte, 16)
 	for {
 		if _, err := io.ReadFull(r, hdr); err != nil {
-			return 0, nil, fmt.Errorf("chunk locks: %s: section header: %w", path, err)
+			return 0, 0, nil, fmt.Errorf("chunk locks: %s: section header: %w", path, err)
 		}
 		if string(hdr) == "[MFS EOF MARKER]" {
-			return version, nil, nil // no CHNK section: no chunk
+			return version, 1, nil, nil // no CHNK section: no chunk
 		}
 		n := binary.BigEndian.Uint64(hdr[8:])
 		if string(hdr[:4]) == "CHNK" {
 			if hdr[4] != ' ' || hdr[5] != '1' || hdr[6] != '.' || hdr[7] < '0' || hdr[7] > '2' {
-				return 0, nil, fmt.Errorf("chunk locks: %s: section %q: want CHNK 1.0, 1.1 or 1.2", path, hdr[:8])
+				return 0, 0, nil, fmt.Errorf("chunk locks: %s: section %q: want CHNK 1.0, 1.1 or 1.2", path, hdr[:8])
 			}
-			locks, err := chnkLocks(io.LimitReader(r, int64(n)), hdr[7]-'0')
+			next, locks, err := chnkLocks(io.LimitReader(r, int64(n)), hdr[7]-'0')
 			if err != nil {
-				return 0, nil, fmt.Errorf("chunk locks: %s: %s: %w", path, hdr[:8], err)
+				return 0, 0, nil, fmt.Errorf("chunk locks: %s: %s: %w", path, hdr[:8], err)
 			}
-			return version, locks, nil
+			return version, next, locks, nil
 		}
 		if _, err := r.Discard(int(n)); err != nil {
-			return 0, nil, fmt.Errorf("chunk locks: %s: section %q: %w", path, hdr[:8], err)
+			return 0, 0, nil, fmt.Errorf("chunk locks: %s: section %q: %w", path, hdr[:8], err)
 		}
 	}
 }
 
-// chnkLocks reads a CHNK 1.minor section's body.
-func chnkLocks(r io.Reader, minor byte) ([]Lock, error) {
+// chnkLocks reads a CHNK 1.minor section's body: the next chunk id and the locks.
+func chnkLocks(r io.Reader, minor byte) (next uint64, locks []Lock, err error) {
 	var hdr [8]byte // nextchunkid
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
+	next = binary.BigEndian.Uint64(hdr[:])
 	size := [3]int{16, 17, 18}[minor]
 	rec := make([]byte, size)
 	var dyn [4*0x1ff + 1]byte
 	var out []Lock
 	for {
 		if _, err := io.ReadFull(r, rec); err != nil {
-			return nil, fmt.Errorf("chunk record: %w", err)
+			return 0, nil, fmt.Errorf("chunk record: %w", err)
 		}
 		chunk := binary.BigEndian.Uint64(rec)
 		lockedto := binary.BigEndian.Uint32(rec[12:])
@@ -99,14 +118,14 @@ func chnkLocks(r io.Reader, minor byte) ([]Lock, error) {
 				n++
 			}
 			if _, err := io.ReadFull(r, dyn[:n]); err != nil {
-				return nil, fmt.Errorf("chunk %d: storage classes: %w", chunk, err)
+				return 0, nil, fmt.Errorf("chunk %d: storage classes: %w", chunk, err)
 			}
 		}
 		if chunk == 0 {
 			if binary.BigEndian.Uint32(rec[8:]) != 0 || lockedto != 0 {
-				return nil, errors.New("wrong ending: chunk zero with a version or a lock")
+				return 0, nil, errors.New("wrong ending: chunk zero with a version or a lock")
 			}
-			return out, nil
+			return next, out, nil
 		}
 		if lockedto > uint32(LockTimeout/time.Second) {
 			out = append(out, Lock{Chunk: chunk, Time: lockedto - uint32(LockTimeout/time.Second), Op: "metadata"})
