@@ -57,6 +57,8 @@ type NodeStatus struct {
 	MooseFS      string    `json:"moosefs,omitempty"` // the release of the node's mfsmaster (MFSMASTER_BIN)
 	Mfsha        string    `json:"mfsha,omitempty"`   // the node's mfsha version (buildinfo)
 	Updated      time.Time `json:"updated"`
+	// Failsafe is the node's failsafe endpoint (Failsafe.URL); empty without failsafe.
+	Failsafe string `json:"failsafe,omitempty"`
 	// Fold is what the standby's last fold cost (restorer.FoldCost); nil before its first.
 	Fold *restorer.FoldCost `json:"fold,omitempty"`
 }
@@ -80,9 +82,10 @@ var (
 // compare-and-swap on the revision; the revision that took it is the fencing epoch. Safe for
 // concurrent use.
 type Lease struct {
-	kv  jetstream.KeyValue
-	nc  *nats.Conn
-	ttl time.Duration
+	kv      jetstream.KeyValue
+	members jetstream.KeyValue // nil when read-only and no node has created it
+	nc      *nats.Conn
+	ttl     time.Duration
 }
 
 // OpenLease creates or updates the cluster's lease bucket with the given TTL and replicas.
@@ -98,7 +101,17 @@ func OpenLease(ctx context.Context, js jetstream.JetStream, cluster string, ttl 
 	if err != nil {
 		return nil, fmt.Errorf("lease bucket %s: %w", stream.LeaseBucket(cluster), err)
 	}
-	return &Lease{kv: kv, nc: js.Conn(), ttl: ttl}, nil
+	members, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      stream.MembersBucket(cluster),
+		Description: "mfsha failsafe members of MooseFS cluster " + cluster + " (written by the lease's holder)",
+		History:     1,
+		Replicas:    replicas,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("members bucket %s: %w", stream.MembersBucket(cluster), err)
+	}
+	return &Lease{kv: kv, members: members, nc: js.Conn(), ttl: ttl}, nil
 }
 
 // OpenLeaseReadOnly opens an existing lease bucket (for status and switchover); it returns an
@@ -112,7 +125,8 @@ func OpenLeaseReadOnly(ctx context.Context, js jetstream.JetStream, cluster stri
 	if err != nil {
 		return nil, fmt.Errorf("lease bucket %s: %w", stream.LeaseBucket(cluster), err)
 	}
-	return &Lease{kv: kv, nc: js.Conn(), ttl: st.TTL()}, nil
+	members, _ := js.KeyValue(ctx, stream.MembersBucket(cluster)) // absent before a node created it
+	return &Lease{kv: kv, members: members, nc: js.Conn(), ttl: st.TTL()}, nil
 }
 
 // StreamName is the JetStream stream behind the bucket (its Raft group holds the lease).
@@ -123,12 +137,17 @@ func (l *Lease) StreamName() string { return "KV_" + l.kv.Bucket() }
 // node must not decide on a stale lease, nor status on stale lags. found is false for a key
 // that does not exist, expired, or was deleted.
 func (l *Lease) get(ctx context.Context, key string) (value []byte, rev uint64, found bool, err error) {
-	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + l.kv.Bucket() + "." + key})
+	return l.leaderGet(ctx, l.kv, key)
+}
+
+// leaderGet is get from any of the lease's buckets.
+func (l *Lease) leaderGet(ctx context.Context, kv jetstream.KeyValue, key string) (value []byte, rev uint64, found bool, err error) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + kv.Bucket() + "." + key})
 	// A stream without a leader (just created, or electing) drops the request: never wait
 	// longer than a retry is worth.
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	msg, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.StreamName(), req)
+	msg, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+kv.Bucket(), req)
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("read %s: %w", key, err)
 	}

@@ -202,6 +202,10 @@ func TestRoleGrants(t *testing.T) {
 	rev, err = lease.Renew(ctx, rec, rev)
 	ok(t, "node: renew", err)
 	ok(t, "node: put node", lease.PutNode(ctx, failover.NodeStatus{Name: "node", Role: "master", Version: 300, Updated: time.Now()}))
+	ok(t, "node: write failsafe members", lease.WriteMembers(ctx, failover.MembersRecord{Holder: "node", Epoch: rev, Members: []failover.Member{{Name: "node"}}}))
+	if m, found, err := lease.Members(ctx); err != nil || !found || !m.Lists("node") {
+		t.Errorf("node: read failsafe members: %+v found %v, %v", m, found, err)
+	}
 	ok(t, "node: switchover request", lease.RequestSwitchover(ctx, "other", rev))
 	_, _, err = lease.Switchover(ctx)
 	ok(t, "node: read switchover", err)

@@ -56,7 +56,8 @@ func GrantsFor(role Role, cluster, pub string) *Grants {
 	changelog := stream.StreamName(cluster)
 	snap := "OBJ_" + stream.SnapshotBucket(cluster)
 	lease := "KV_" + stream.LeaseBucket(cluster)
-	all := []string{changelog, snap, lease}
+	members := "KV_" + stream.MembersBucket(cluster)
+	all := []string{changelog, snap, lease, members}
 
 	g := &Grants{
 		PubAllow: []string{"$JS.API.INFO"},
@@ -88,6 +89,7 @@ func GrantsFor(role Role, cluster, pub string) *Grants {
 		stream.SubjectAll(cluster),
 		"$O."+stream.SnapshotBucket(cluster)+".>",
 		"$KV."+stream.LeaseBucket(cluster)+".>",
+		"$KV."+stream.MembersBucket(cluster)+".>",
 		"$JS.API.STREAM.PURGE."+changelog,
 		"$JS.API.STREAM.PURGE."+snap,
 		"$JS.API.STREAM.LEADER.STEPDOWN."+lease,
@@ -95,10 +97,10 @@ func GrantsFor(role Role, cluster, pub string) *Grants {
 	for _, st := range all {
 		g.PubAllow = append(g.PubAllow, "$JS.API.STREAM.CREATE."+st)
 	}
-	// Only the lease bucket is updated (OpenLease's CreateOrUpdateKeyValue: TTL, replicas).
-	// The changelog and snapshot streams are created, never updated: a node may not shorten
-	// their limits (a MaxAge of a second would empty them).
-	g.PubAllow = append(g.PubAllow, "$JS.API.STREAM.UPDATE."+lease)
+	// Only the lease and members buckets are updated (OpenLease's CreateOrUpdateKeyValue: TTL,
+	// replicas). The changelog and snapshot streams are created, never updated: a node may not
+	// shorten their limits (a MaxAge of a second would empty them).
+	g.PubAllow = append(g.PubAllow, "$JS.API.STREAM.UPDATE."+lease, "$JS.API.STREAM.UPDATE."+members)
 	return g
 }
 

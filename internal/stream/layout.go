@@ -81,6 +81,10 @@ func SnapshotBucket(cluster string) string { return "MFSHA_" + cluster + "_snap"
 // LeaseBucket is the key-value bucket that holds the cluster's failover lease.
 func LeaseBucket(cluster string) string { return "MFSHA_" + cluster + "_lease" }
 
+// MembersBucket is the key-value bucket, without TTL, that names the failover nodes the lease's
+// holder asks for failsafe promises (failover/DESIGN.md, "Failsafe").
+func MembersBucket(cluster string) string { return "MFSHA_" + cluster + "_members" }
+
 // SubjectAll matches every changelog subject of a cluster.
 func SubjectAll(cluster string) string { return "mfsha." + cluster + ".log.>" }
 
