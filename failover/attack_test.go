@@ -1,9 +1,12 @@
 package failover_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,8 +20,10 @@ import (
 
 	"github.com/mfsha/mfsha/deploy/lab"
 	"github.com/mfsha/mfsha/failover"
+	"github.com/mfsha/mfsha/internal/failsafe"
 	"github.com/mfsha/mfsha/internal/natsconn"
 	"github.com/mfsha/mfsha/internal/secrets"
+	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/stream"
 )
 
@@ -26,8 +31,8 @@ import (
 // from the client host cl (in the lab's network, not a cluster member): without credentials
 // it cannot connect; a NATS server of its own, with a certificate from another CA, cannot join
 // the cluster through the route port; with a stolen reader seed it can read but not publish a
-// batch, delete a message, the stream or a bucket, nor put or delete the lease key. The
-// cluster keeps working through all of it.
+// batch, delete a message, the stream or a bucket, nor put or delete the lease key; a failsafe
+// hold it forges or replays gets no promise. The cluster keeps working through all of it.
 func TestAttackerOnTheNetwork(t *testing.T) {
 	c := newCluster(t, "x")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -92,6 +97,12 @@ func TestAttackerOnTheNetwork(t *testing.T) {
 		_, err = l.Renew(ctx, rec, rev)
 		return err
 	})
+
+	// The failsafe endpoint of mb, the member ma asks for promises: a hold that is not signed
+	// by the cluster's key, or a signed one replayed, gets no promise (a promise would keep mb
+	// from taking the lease). The thief's reader seed holds no signing key.
+	c.waitFailsafeArmed(ctx, lab.HostMasterA)
+	c.failsafeAttack(ctx, epoch)
 
 	// A NATS server of the attacker's own on cl, routed to the three nodes, with a certificate
 	// from another CA (its own `mfsha init`): it never joins.
@@ -233,4 +244,47 @@ func (r *recording) denied(t *testing.T, what string, op func(ctx context.Contex
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Errorf("%s: failed, but the server reported no permissions violation", what)
+}
+
+// failsafeAttack posts holds to mb's failsafe endpoint from cl: garbage, unsigned, signed by a
+// key of another cluster, and a hold properly signed (the attacker recorded one) but replayed:
+// each is refused, with the reason.
+func (c *cluster) failsafeAttack(ctx context.Context, epoch uint64) {
+	c.t.Helper()
+	url := "http://" + netip.AddrPortFrom(c.l.HostAddr(lab.HostMasterB), 9482).String() + "/failsafe/hold"
+	client := &http.Client{Transport: &http.Transport{DialContext: c.l.Dialer(lab.HostClient), DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	post := func(body []byte) (int, string) {
+		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+		c.must("post a hold to mb", err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	hold := failsafe.Hold{Cluster: c.name, Holder: lab.HostMasterA, Epoch: epoch, Seq: 1, Hold: 3 * time.Second}
+	foreign, err := sign.Generate()
+	c.must("a key of the attacker's own", err)
+	signed, err := failsafe.SealHold(sign.NewSigner(foreign), hold)
+	c.must("seal", err)
+	unsigned := bytes.Replace(signed, []byte(`"sig":"`), []byte(`"sig":"x`), 1)
+	priv, _, err := c.l.SigningKeys()
+	c.must("the cluster's signing key", err)
+	own, err := sign.LoadSigner(priv)
+	c.must("load the cluster's signing key", err)
+	replayed, err := failsafe.SealHold(own, hold) // seq 1: ma's holds are far past it
+	c.must("seal", err)
+	for _, tc := range []struct {
+		what string
+		body []byte
+		code int
+		want string
+	}{
+		{"garbage", []byte("{not json"), http.StatusForbidden, "failsafe message refused"},
+		{"a bad signature", unsigned, http.StatusForbidden, "failsafe message refused"},
+		{"another cluster's key", signed, http.StatusForbidden, "failsafe message refused"},
+		{"a replayed hold", replayed, http.StatusConflict, "replayed"},
+	} {
+		if code, body := post(tc.body); code != tc.code || !strings.Contains(body, tc.want) {
+			c.t.Errorf("hold with %s: %d %q; want %d and %q", tc.what, code, body, tc.code, tc.want)
+		}
+	}
 }

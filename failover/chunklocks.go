@@ -31,32 +31,41 @@ import (
 // A file it cannot read (a malformed line, a hole, a metadata file it does not understand) is
 // logged as an error and left alone: the promotion goes on (mfsmaster -a and the version check
 // judge the files), at worst a writer waits out one lock. A failed write ends the promotion.
-func releaseChunkLocks(dataPath string, now time.Time, log *slog.Logger) (uint64, error) {
+//
+// With skipChunks, it then appends a NEXTCHUNKID line past every chunk id the old master may
+// have used in lines nobody got (see chunklock.ChunkSkip); the count includes it.
+func releaseChunkLocks(dataPath string, now time.Time, skipChunks bool, log *slog.Logger) (uint64, error) {
 	var tr chunklock.Tracker
-	metaVersion, seeded, err := chunklock.MetadataLocks(filepath.Join(dataPath, "metadata.mfs"))
+	meta, err := chunklock.MetadataChunks(filepath.Join(dataPath, "metadata.mfs"))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			log.Error("chunk locks kept in the handed-over metadata are not released: a writer may wait up to 120 s", "err", err)
 		}
-		metaVersion, seeded = 0, nil
+		meta = chunklock.Chunks{}
+		skipChunks = false // no bound to start from: a NEXTCHUNKID too low would stop mfsmaster -a
 	}
-	tr.Seed(seeded)
+	tr.Seed(meta.Locks)
+	tr.SeedNextChunk(meta.Next)
 	path := filepath.Join(dataPath, "changelog.1.mfs")
 	var locks []chunklock.Lock
 	switch err := tr.ScanFile(path); {
 	case errors.Is(err, fs.ErrNotExist):
-		if locks = tr.Held(now); len(locks) == 0 || metaVersion == 0 {
-			return 0, nil
-		}
-		b := chunklock.AppendUnlocks(nil, locks, metaVersion, now)
-		if err := durable.WriteFile(path, b, 0o644); err != nil {
-			return 0, fmt.Errorf("chunk locks: %w", err)
-		}
-		if err := chownLike(path, dataPath); err != nil {
-			return 0, fmt.Errorf("chunk locks: %w", err)
+		if locks = tr.Held(now); len(locks) > 0 && meta.Version != 0 {
+			b := chunklock.AppendUnlocks(nil, locks, meta.Version, now)
+			if err := durable.WriteFile(path, b, 0o644); err != nil {
+				return 0, fmt.Errorf("chunk locks: %w", err)
+			}
+			if err := chownLike(path, dataPath); err != nil {
+				return 0, fmt.Errorf("chunk locks: %w", err)
+			}
+			if err := tr.ScanFile(path); err != nil {
+				return 0, err
+			}
+		} else {
+			locks = nil
 		}
 	case err != nil:
-		log.Error("chunk locks the old master left are not released: a writer may wait up to 120 s", "err", err)
+		log.Error("chunk locks the old master left are not released, nor its chunk ids skipped: a writer may wait up to 120 s", "err", err)
 		return 0, nil
 	default:
 		if locks, err = tr.Release(path, now); err != nil {
@@ -67,5 +76,17 @@ func releaseChunkLocks(dataPath string, now time.Time, log *slog.Logger) (uint64
 		log.Info("released a chunk lock the old master left held", "chunk", l.Chunk, "inode", l.Inode,
 			"locked_by", l.Op, "line", l.Version, "age", now.Sub(time.Unix(int64(l.Time), 0)).Round(time.Second))
 	}
-	return uint64(len(locks)), nil
+	added := uint64(len(locks))
+	if skipChunks && meta.Version != 0 {
+		id, err := tr.SkipChunks(path, meta.Version, now)
+		if err != nil {
+			return 0, err
+		}
+		if err := chownLike(path, dataPath); err != nil {
+			return 0, fmt.Errorf("skip chunk ids: %w", err)
+		}
+		added++
+		log.Info("the old master's lease expired: chunk ids it may have used unseen are skipped", "next_chunk_id", id)
+	}
+	return added, nil
 }

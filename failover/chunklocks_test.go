@@ -14,7 +14,7 @@ func TestReleaseChunkLocks(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	now := time.Unix(1796222300, 0)
 	dir := t.TempDir()
-	if n, err := releaseChunkLocks(dir, now, log); n != 0 || err != nil {
+	if n, err := releaseChunkLocks(dir, now, false, log); n != 0 || err != nil {
 		t.Fatalf("without changelog.1.mfs: %d, %v; want 0, nil", n, err)
 	}
 	path := filepath.Join(dir, "changelog.1.mfs")
@@ -24,7 +24,7 @@ func TestReleaseChunkLocks(t *testing.T) {
 	if err := os.WriteFile(path, []byte(dangling), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n, err := releaseChunkLocks(dir, now, log)
+	n, err := releaseChunkLocks(dir, now, false, log)
 	if err != nil || n != 1 {
 		t.Fatalf("dangling WRITE: %d, %v; want 1 line appended", n, err)
 	}
@@ -37,7 +37,7 @@ func TestReleaseChunkLocks(t *testing.T) {
 	if err := os.WriteFile(path, holed, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := releaseChunkLocks(dir, now, log); n != 0 || err != nil {
+	if n, err := releaseChunkLocks(dir, now, false, log); n != 0 || err != nil {
 		t.Fatalf("holed file: %d, %v; want 0, nil", n, err)
 	}
 	if b, _ := os.ReadFile(path); !bytes.Equal(b, holed) {
@@ -71,7 +71,7 @@ func TestReleaseChunkLocksOfTheMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "changelog.1.mfs")
-	if n, err := releaseChunkLocks(dir, now, log); n != 1 || err != nil {
+	if n, err := releaseChunkLocks(dir, now, false, log); n != 1 || err != nil {
 		t.Fatalf("metadata lock, no changelog.1.mfs: %d, %v; want 1 line", n, err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "2588: 1796222300|UNLOCK(316)\n" {
@@ -81,14 +81,14 @@ func TestReleaseChunkLocksOfTheMetadata(t *testing.T) {
 	if err := os.WriteFile(path, []byte("2588: 1796222295|UNLOCK(316)\n2589: 1796222295|IDLE()\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := releaseChunkLocks(dir, now, log); n != 0 || err != nil {
+	if n, err := releaseChunkLocks(dir, now, false, log); n != 0 || err != nil {
 		t.Fatalf("the lines release it: %d, %v; want 0", n, err)
 	}
 	// Lines that do not: the UNLOCK goes after them.
 	if err := os.WriteFile(path, []byte("2588: 1796222295|IDLE()\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := releaseChunkLocks(dir, now, log); n != 1 || err != nil {
+	if n, err := releaseChunkLocks(dir, now, false, log); n != 1 || err != nil {
 		t.Fatalf("lines without its UNLOCK: %d, %v; want 1", n, err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "2588: 1796222295|IDLE()\n2589: 1796222300|UNLOCK(316)\n" {

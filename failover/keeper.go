@@ -3,26 +3,36 @@ package failover
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mfsha/mfsha/internal/failsafe"
 )
 
 // keeper holds the lease once taken: it renews it every RenewEvery and, when renewal has not
 // succeeded for RenewEvery + 2*RenewTimeout (or the lease was taken by another), closes lost so
 // that the node fences itself while the lease is still its own (see Config).
+//
+// With failsafe (cov set, and armed once the members record is committed), a holder whose
+// renewals fail keeps serving while every member's promise covers it for MasterStopTimeout
+// more (DESIGN.md, "Failsafe"): it fences when neither the lease nor the promises cover it.
 type keeper struct {
 	lease *Lease
 	cfg   Config
 	log   *slog.Logger
+	m     *Metrics
+	cov   *failsafe.Coverage // nil without failsafe
+	armed atomic.Bool        // the coverage may be counted on (see members)
 
 	mu     sync.Mutex // serializes writes of the record
 	rec    LeaseRecord
 	rev    uint64
-	lastOK time.Time    // when the last successful write was sent
-	okAt   atomic.Int64 // lastOK in unix nanoseconds, readable without mu (for Serving)
-	taken  uint64       // the epoch the lease was taken with; never changes, readable without mu
+	lastOK time.Time     // when the last successful write was sent
+	okAt   atomic.Int64  // lastOK in unix nanoseconds, readable without mu (for Serving)
+	ep     atomic.Uint64 // rec.Epoch, readable without mu: changes only when failsafe takes the lease again
 
 	lost     chan struct{} // closed when the node must fence itself
 	lostOnce sync.Once
@@ -33,26 +43,49 @@ type keeper struct {
 
 // hold starts renewing the lease taken at revision rev (the epoch) with record rec, until ctx
 // ends or the lease is lost. sent is when the taking request was sent.
-func hold(ctx context.Context, l *Lease, cfg Config, log *slog.Logger, rec LeaseRecord, rev uint64, sent time.Time) *keeper {
-	k := &keeper{lease: l, cfg: cfg, log: log, rec: rec, rev: rev, lastOK: sent, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+// cov, when not nil, is the term's failsafe coverage.
+func hold(ctx context.Context, l *Lease, cfg Config, log *slog.Logger, m *Metrics, cov *failsafe.Coverage, rec LeaseRecord, rev uint64, sent time.Time) *keeper {
+	k := &keeper{lease: l, cfg: cfg, log: log, m: m, cov: cov, rec: rec, rev: rev, lastOK: sent, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	k.okAt.Store(sent.UnixNano())
-	k.taken = rev
+	k.ep.Store(rev)
 	// Not ctx's end, only release or a loss ends the renewals: a node that stops hands over
 	// (stops its master cleanly, ships) while still holding the lease.
 	go k.run(context.WithoutCancel(ctx))
 	return k
 }
 
-func (k *keeper) epoch() uint64 {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.rec.Epoch
-}
+func (k *keeper) epoch() uint64 { return k.ep.Load() }
 
-// deadline is when the node must start fencing.
+// deadline is when the node must start fencing on the lease alone (mu held).
 func (k *keeper) deadline() time.Time {
 	return k.lastOK.Add(k.cfg.RenewEvery + 2*k.cfg.RenewTimeout)
 }
+
+// covered is until when the failsafe promises let the node serve: its fence, started then,
+// ends before the first member's promise may end (failsafe.Coverage.ServeUntil). ok is false
+// without failsafe, before it is armed, or while a member has not answered.
+func (k *keeper) covered() (time.Time, bool) {
+	if k.cov == nil || !k.armed.Load() {
+		return time.Time{}, false
+	}
+	return k.cov.ServeUntil()
+}
+
+// fenceAt is when the node must start fencing: the lease's deadline, or later while the
+// promises cover it (mu held).
+func (k *keeper) fenceAt() time.Time {
+	d := k.deadline()
+	if c, ok := k.covered(); ok && c.After(d) {
+		return c
+	}
+	return d
+}
+
+// lastRenewal is when the last successful write of the lease was sent.
+func (k *keeper) lastRenewal() time.Time { return time.Unix(0, k.okAt.Load()) }
+
+// armFailsafe lets the keeper count on the coverage from now on; true the first time.
+func (k *keeper) armFailsafe() bool { return k.cov != nil && !k.armed.Swap(true) }
 
 func (k *keeper) markLost(why error) {
 	k.lostOnce.Do(func() {
@@ -65,6 +98,7 @@ func (k *keeper) run(ctx context.Context) {
 	defer close(k.done)
 	t := time.NewTimer(k.cfg.RenewEvery)
 	defer t.Stop()
+	failing := false // renewals have been failing since the last success
 	for {
 		select {
 		case <-ctx.Done():
@@ -74,8 +108,16 @@ func (k *keeper) run(ctx context.Context) {
 		case <-t.C:
 		}
 		err := k.write(ctx, nil)
+		if errors.Is(err, ErrLeaseLost) {
+			err = k.retake(ctx, err)
+		}
 		switch {
 		case err == nil:
+			if failing {
+				k.log.Info("lease renewed again", "epoch", k.epoch())
+				failing = false
+				k.onPromises(false)
+			}
 			t.Reset(k.cfg.RenewEvery)
 		case errors.Is(err, ErrLeaseLost):
 			k.markLost(err)
@@ -84,15 +126,71 @@ func (k *keeper) run(ctx context.Context) {
 			return
 		default:
 			k.mu.Lock()
-			left := time.Until(k.deadline())
+			left, onPromises := time.Until(k.fenceAt()), time.Now().After(k.deadline())
 			k.mu.Unlock()
 			if left <= 0 {
 				k.markLost(err)
 				return
 			}
-			k.log.Warn("lease renewal failed; retrying", "err", err, "fence_in", left.Round(time.Millisecond))
-			t.Reset(0)
+			if !failing {
+				failing = true
+				k.log.Warn("lease renewal failed; retrying", "err", err, "fence_in", left.Round(time.Millisecond))
+			}
+			k.onPromises(onPromises)
+			k.log.Debug("lease renewal failed; retrying", "err", err, "fence_in", left.Round(time.Millisecond), "on_promises", onPromises)
+			// Retry at once, but do not spin on a NATS that fails fast (no responders).
+			t.Reset(min(50*time.Millisecond, left))
 		}
+	}
+}
+
+// retake follows a renewal that found the lease not at its revision. When the record simply
+// expired (the bucket's MaxAge runs on every replica, even while the stream elects a leader)
+// and the failsafe promises cover this node, it takes the lease again by create: every node
+// that could have taken it is under promise or not a member, so nobody did; the fencing epoch
+// changes, the master process does not. Otherwise the lease is lost (err is returned).
+func (k *keeper) retake(ctx context.Context, lost error) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c, ok := k.covered()
+	if !ok || !time.Now().Before(c) {
+		return lost
+	}
+	rctx, cancel := context.WithTimeout(ctx, min(k.cfg.RenewTimeout, time.Until(c)))
+	defer cancel()
+	cur, rev, err := k.lease.Read(rctx)
+	if err != nil {
+		return fmt.Errorf("%w (and the lease could not be read: %v)", lost, err)
+	}
+	if rev != 0 {
+		return fmt.Errorf("%w: now %q by %s at epoch %d", lost, cur.State, cur.Holder, cur.Epoch)
+	}
+	rec := k.rec
+	rec.Since = time.Now().UTC()
+	sent := time.Now()
+	next, err := k.lease.Acquire(rctx, rec, 0)
+	if err != nil {
+		return fmt.Errorf("%w: taking it again on failsafe promises: %v", lost, err)
+	}
+	old := k.rec.Epoch
+	rec.Epoch = next
+	k.rec, k.rev, k.lastOK = rec, next, sent
+	k.okAt.Store(sent.UnixNano())
+	k.ep.Store(next)
+	k.log.Warn("the lease expired while NATS could not take renewals; taken again on the failsafe promises (same mfsmaster, new epoch)",
+		"old_epoch", old, "epoch", next)
+	return nil
+}
+
+// onPromises sets the metric of serving on promises alone.
+func (k *keeper) onPromises(v bool) {
+	if k.m == nil {
+		return
+	}
+	if v {
+		k.m.FailsafeServing.Set(1)
+	} else {
+		k.m.FailsafeServing.Set(0)
 	}
 }
 
@@ -105,7 +203,7 @@ func (k *keeper) write(ctx context.Context, change func(*LeaseRecord)) error {
 	if change != nil {
 		change(&rec)
 	}
-	limit := min(k.cfg.RenewTimeout, time.Until(k.deadline()))
+	limit := min(k.cfg.RenewTimeout, time.Until(k.fenceAt()))
 	if limit <= 0 {
 		return errors.New("past the fencing deadline")
 	}

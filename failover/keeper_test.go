@@ -84,7 +84,7 @@ func TestKeeperFencesWhenRenewalsStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs lockedBuffer
-	k := hold(ctx, l, cfg, slog.New(slog.NewTextHandler(&logs, nil)), rec, rev, sent)
+	k := hold(ctx, l, cfg, slog.New(slog.NewTextHandler(&logs, nil)), nil, nil, rec, rev, sent)
 	defer k.markStopped()
 	time.Sleep(3 * cfg.RenewEvery)
 	select {

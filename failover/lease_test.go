@@ -105,7 +105,7 @@ func TestKeeperFencesBeforeExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, _, _ := l.Read(ctx)
-	k := hold(ctx, l, cfg, slog.New(slog.DiscardHandler), rec, rev, sent)
+	k := hold(ctx, l, cfg, slog.New(slog.DiscardHandler), nil, nil, rec, rev, sent)
 	time.Sleep(3 * cfg.RenewEvery)
 	select {
 	case <-k.lost:

@@ -11,6 +11,9 @@ type Metrics struct {
 	Fences           prometheus.Counter
 	Archived         prometheus.Counter
 	ShipStopped      prometheus.Gauge
+	FailsafeServing  prometheus.Gauge
+	FailsafePromises prometheus.Counter
+	FailsafeRefused  prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -29,9 +32,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Fences:           c("fences_total", "Times this node fenced itself (VIP removed, mfsmaster stopped)."),
 		Archived:         c("archived_unshipped_total", "Times local master files with versions the stream lacks were archived."),
 		ShipStopped:      g("ship_stopped", "1 when the master's shipper stopped with an error while the master serves."),
+		FailsafeServing:  g("failsafe_serving", "1 while this master serves on failsafe promises alone (NATS takes no renewal), else 0."),
+		FailsafePromises: c("failsafe_promises_total", "Failsafe promises this node gave a holder (not to take the lease for FAILSAFE_HOLD)."),
+		FailsafeRefused:  c("failsafe_refused_total", "Failsafe holds this node refused (unsigned, replayed, stale epoch, or it holds the lease)."),
 	}
 	if reg != nil {
-		reg.MustRegister(m.IsMaster, m.MasterVersion, m.Promotions, m.PromotionSeconds, m.Fences, m.Archived, m.ShipStopped)
+		reg.MustRegister(m.IsMaster, m.MasterVersion, m.Promotions, m.PromotionSeconds, m.Fences, m.Archived, m.ShipStopped,
+			m.FailsafeServing, m.FailsafePromises, m.FailsafeRefused)
 	}
 	return m
 }
@@ -42,5 +49,6 @@ func (m *Metrics) setRole(r Role) {
 	} else {
 		m.IsMaster.Set(0)
 		m.ShipStopped.Set(0)
+		m.FailsafeServing.Set(0)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mfsha/mfsha/internal/failsafe"
 	"github.com/mfsha/mfsha/internal/liveness"
 	"github.com/mfsha/mfsha/internal/metafile"
 	"github.com/mfsha/mfsha/internal/stream"
@@ -75,6 +76,9 @@ type Deps struct {
 	// Live, when set, receives a tick from the node's main loops (the master's health-check
 	// loop, the standby's lease watch), for /health.
 	Live *liveness.Monitor
+	// Failsafe, when set, keeps a healthy master through a NATS election (DESIGN.md): serve
+	// FailsafeHandler at its URL.
+	Failsafe *Failsafe
 }
 
 // Node is the failover agent of one host. Create it with New; Run does the work.
@@ -87,6 +91,7 @@ type Node struct {
 
 	cur       atomic.Pointer[term] // the term being served, nil outside serve
 	checkedAt atomic.Int64         // unix nanoseconds of the current term's last good health check
+	promiser  *failsafe.Promiser   // this node's failsafe promises (none without Deps.Failsafe)
 }
 
 // New checks cfg and returns a node.
@@ -104,6 +109,20 @@ func New(cfg Config, d Deps) (*Node, error) {
 		d.Metrics = NewMetrics(nil)
 	}
 	n := &Node{cfg: cfg, d: d, log: d.Log.With("node", cfg.Name), m: d.Metrics}
+	hold := time.Duration(0) // without failsafe it never promises: nothing to wait out
+	if fs := d.Failsafe; fs != nil {
+		if fs.Config.StopTimeout != cfg.MasterStopTimeout {
+			return nil, fmt.Errorf("failsafe: MASTER_STOP_TIMEOUT %v, but the failsafe settings were checked with %v", cfg.MasterStopTimeout, fs.Config.StopTimeout)
+		}
+		if err := fs.Config.Validate(); err != nil {
+			return nil, err
+		}
+		if fs.Signer == nil || fs.Verifier == nil || fs.URL == "" {
+			return nil, errors.New("failsafe: needs SIGNING_KEY, TRUSTED_KEYS and this node's URL")
+		}
+		hold = fs.Config.Hold
+	}
+	n.promiser = failsafe.NewPromiser(cfg.Cluster, cfg.Name, hold, time.Now())
 	n.role.Store(RoleStandby)
 	return n, nil
 }
@@ -199,7 +218,19 @@ func (n *Node) takeLocal(ctx context.Context, what string, until time.Time) (*te
 			sleep(ctx, min(time.Second, n.cfg.RenewEvery))
 			continue
 		}
+		n.promiser.ObserveEpoch(rec.Epoch)
 		mine := rev != 0 && rec.Holder == n.cfg.Name && rec.State != StateReleased
+		if rev == 0 {
+			if ok, why := n.mayTakeExpired(ctx); !ok {
+				if !until.IsZero() && time.Now().After(until) {
+					n.log.Warn(what+": the lease is free but this node may not take it; standing by", "why", why)
+					return nil, nil
+				}
+				n.log.Info(what+": the lease is free but this node may not take it yet", "why", why)
+				sleep(ctx, min(time.Second, n.cfg.RenewEvery))
+				continue
+			}
+		}
 		if !Free(rec, rev, n.cfg.Name) && !mine {
 			if restored != "" {
 				return nil, fmt.Errorf("%w (%s, epoch %d): stop every failover node first (the master hands over), then start this one", ErrRestoredLeaseHeld, rec.Holder, rec.Epoch)

@@ -8,12 +8,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mfsha/mfsha/internal/failsafe"
 	"github.com/mfsha/mfsha/shipper"
 )
 
 // term is one holding of the lease by this node, with what runs under it.
 type term struct {
 	k       *keeper
+	cov     *failsafe.Coverage // nil without failsafe
+	members members            // with failsafe: the members record of this term
 	sh      Shipper
 	shStop  context.CancelFunc
 	shDone  chan error // the shipper's result, once
@@ -124,6 +127,9 @@ func (n *Node) serve(ctx context.Context, t *term) (healthy bool) {
 	sctx, stopSidecar := context.WithCancel(ctx)
 	var sidecar sync.WaitGroup
 	sidecar.Go(func() { n.sidecar(sctx, t, &version, switchTo) })
+	if t.cov != nil {
+		sidecar.Go(func() { n.askHolds(sctx, t) })
+	}
 	defer func() { stopSidecar(); sidecar.Wait() }()
 	n.checkedAt.Store(0)
 	n.cur.Store(t)
@@ -188,6 +194,7 @@ func (n *Node) sidecar(ctx context.Context, t *term, version *atomic.Uint64, swi
 		case <-tick.C:
 		}
 		n.publish(ctx, NodeStatus{Role: string(RoleMaster), Epoch: t.k.epoch(), Version: version.Load(), Timeline: t.sh.Shipped().Timeline})
+		n.updateMembers(ctx, t)
 		rctx, cancel := context.WithTimeout(ctx, n.cfg.RenewTimeout)
 		req, ok, err := n.d.Lease.Switchover(rctx)
 		cancel()

@@ -33,8 +33,12 @@ func (n *Node) Serving() (bool, string) {
 	}
 	now := time.Now()
 	renewed := time.Unix(0, t.k.okAt.Load())
+	onPromises := false
 	if limit := n.cfg.RenewEvery + 2*n.cfg.RenewTimeout; now.Sub(renewed) > limit {
-		return false, fmt.Sprintf("the lease was last renewed %v ago (limit %v)", now.Sub(renewed).Round(time.Millisecond), limit)
+		if c, ok := t.k.covered(); !ok || !now.Before(c) {
+			return false, fmt.Sprintf("the lease was last renewed %v ago (limit %v)", now.Sub(renewed).Round(time.Millisecond), limit)
+		}
+		onPromises = true
 	}
 	checked := n.checkedAt.Load()
 	if checked == 0 {
@@ -43,5 +47,8 @@ func (n *Node) Serving() (bool, string) {
 	if limit := n.cfg.CheckEvery*time.Duration(n.cfg.CheckFailures) + n.cfg.CheckTimeout; now.Sub(time.Unix(0, checked)) > limit {
 		return false, fmt.Sprintf("mfsmaster last answered a health check %v ago (limit %v)", now.Sub(time.Unix(0, checked)).Round(time.Millisecond), limit)
 	}
-	return true, fmt.Sprintf("mfsmaster serves under the lease, epoch %d", t.k.taken)
+	if onPromises {
+		return true, fmt.Sprintf("mfsmaster serves on failsafe promises (NATS takes no renewal since %v), epoch %d", now.Sub(renewed).Round(time.Millisecond), t.k.epoch())
+	}
+	return true, fmt.Sprintf("mfsmaster serves under the lease, epoch %d", t.k.epoch())
 }

@@ -65,11 +65,19 @@ func (n *Node) watch(ctx context.Context, sb Standby, started, failed time.Time,
 	defer t.Stop()
 	defer n.d.Live.Done(loopStandby)
 	var lastStatus, freeSince time.Time
-	deferredTo := "" // the standby this one last said it leaves the promotion to
+	deferredTo := ""         // the standby this one last said it leaves the promotion to
+	var saidWhyNot time.Time // when this node last said why it may not take an expired lease
 	for {
 		n.d.Live.Tick(loopStandby)
 		rec, rev, err := n.d.Lease.Read(ctx)
+		if err == nil {
+			n.promiser.ObserveEpoch(rec.Epoch)
+		}
 		free := err == nil && Free(rec, rev, n.cfg.Name)
+		mayTake, whyNot := true, ""
+		if free && rev == 0 {
+			mayTake, whyNot = n.mayTakeExpired(ctx)
+		}
 		if !free {
 			freeSince = time.Time{}
 		} else if freeSince.IsZero() {
@@ -92,6 +100,11 @@ func (n *Node) watch(ctx context.Context, sb Standby, started, failed time.Time,
 				// until the standby has resynchronized (after a point-in-time restore, once
 				// the new timeline's first snapshot is in the stream).
 				n.log.Debug("standby: the lease is free but this standby cannot promote yet", "why", why)
+			case !mayTake:
+				if time.Since(saidWhyNot) >= 2*time.Second {
+					saidWhyNot = time.Now()
+					n.log.Info("standby: the lease expired but this node may not take it yet", "why", whyNot)
+				}
 			case !handed && time.Since(started) < n.cfg.StartGrace:
 				n.log.Debug("standby: the lease is free; waiting out START_GRACE")
 			case !handed && time.Since(failed) < n.cfg.LeaseTTL && n.otherStandby(ctx, &ahead):
@@ -217,8 +230,10 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	if err != nil {
 		return nil, err
 	}
-	k := hold(ctx, n.d.Lease, n.cfg, n.log, LeaseRecord{Holder: n.cfg.Name, Addr: n.nodeAddr(), State: StatePromoting, Since: sent.UTC(), Epoch: epoch}, epoch, sent)
-	t := &term{k: k}
+	n.promiser.ObserveEpoch(epoch)
+	cov := n.newCoverage()
+	k := hold(ctx, n.d.Lease, n.cfg, n.log, n.m, cov, LeaseRecord{Holder: n.cfg.Name, Addr: n.nodeAddr(), State: StatePromoting, Since: sent.UTC(), Epoch: epoch}, epoch, sent)
+	t := &term{k: k, cov: cov}
 	n.log.Info("lease taken", "epoch", epoch)
 	abort := func(err error) (*term, error) { return n.abandon(t, "promotion failed", err) }
 	if err := n.d.VIP.Add(); err != nil {
@@ -238,7 +253,8 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	if err := sb.HandOver(n.d.Master.DataPath()); err != nil {
 		return abort(err)
 	}
-	unlocked, err := releaseChunkLocks(n.d.Master.DataPath(), time.Now(), n.log)
+	// After anything but a switchover the old master may have used chunk ids nobody saw.
+	unlocked, err := releaseChunkLocks(n.d.Master.DataPath(), time.Now(), rec.To != n.cfg.Name, n.log)
 	if err != nil {
 		return abort(fmt.Errorf("release the chunk locks the old master left: %w", err))
 	}
@@ -248,7 +264,7 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 		return abort(fmt.Errorf("start mfsmaster: %w", err))
 	}
 	if v != last+1+unlocked {
-		return abort(fmt.Errorf("mfsmaster -a serves version %d, want %d (metadata %d + the lines up to %d + %d UNLOCK): refusing to serve without them", v, last+1+unlocked, pos.Version, last, unlocked))
+		return abort(fmt.Errorf("mfsmaster -a serves version %d, want %d (metadata %d + the lines up to %d + %d added: UNLOCK, NEXTCHUNKID): refusing to serve without them", v, last+1+unlocked, pos.Version, last, unlocked))
 	}
 	serving := time.Now()
 	n.announce(ctx, t)
@@ -286,7 +302,7 @@ func lost(k *keeper) bool {
 
 // publish writes this node's status, best effort.
 func (n *Node) publish(ctx context.Context, s NodeStatus) {
-	s.Name, s.Addr, s.Updated = n.cfg.Name, n.nodeAddr(), time.Now().UTC()
+	s.Name, s.Addr, s.Updated, s.Failsafe = n.cfg.Name, n.nodeAddr(), time.Now().UTC(), n.failsafeURL()
 	s.MooseFS = n.d.Master.Mfsmaster().Version.String()
 	s.Mfsha = buildinfo.Get().Version
 	pctx, cancel := context.WithTimeout(ctx, n.cfg.RenewTimeout)

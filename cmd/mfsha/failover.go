@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/mfsha/mfsha/failover"
 	"github.com/mfsha/mfsha/internal/config"
+	"github.com/mfsha/mfsha/internal/failsafe"
 	"github.com/mfsha/mfsha/internal/snapshot"
 	"github.com/mfsha/mfsha/restorer"
 	"github.com/mfsha/mfsha/shipper"
@@ -26,6 +30,10 @@ type failoverSettings struct {
 	vip       string
 	masterCfg string
 	masterBin string
+	// Failsafe (failover/DESIGN.md): where this node answers the holder's holds, and the
+	// promise asked for, how often and how long each request may take.
+	fsListen string
+	fs       failsafe.Config
 }
 
 func (f *failoverSettings) bind(s *config.Set, state string) {
@@ -48,6 +56,11 @@ func (f *failoverSettings) bind(s *config.Set, state string) {
 	s.Duration(&f.cfg.StartGrace, "start-grace", "START_GRACE", def.StartGrace, "failover: a standby just started does not take a free lease before this `long`")
 	s.String(&f.cfg.ArchiveDir, "archive", "ARCHIVE_PATH", filepath.Join(state, "archive"), "failover: `directory` for a master's files superseded at a failover")
 	s.String(&f.cfg.LocalNATSServer, "nats-local-server", "NATS_LOCAL_SERVER", "", "failover: `name` of the NATS server on this host, kept from leading the lease")
+	fs := failsafe.DefaultConfig()
+	s.String(&f.fsListen, "failsafe-listen", "FAILSAFE_LISTEN", ":9482", "failover: `address` where this node answers the master's failsafe holds (signed; a master keeps serving through a NATS election only while every failover node answers); empty disables failsafe")
+	s.Duration(&f.fs.Hold, "failsafe-hold", "FAILSAFE_HOLD", fs.Hold, "failover: a node that answers a hold takes no expired lease for this `long`")
+	s.Duration(&f.fs.Every, "failsafe-every", "FAILSAFE_EVERY", fs.Every, "failover: the master asks every failover node for a promise this `often`")
+	s.Duration(&f.fs.Timeout, "failsafe-timeout", "FAILSAFE_TIMEOUT", fs.Timeout, "failover: each failsafe request gets this `long`")
 }
 
 func (f *failoverSettings) enabled() bool { return f.vip != "" }
@@ -64,11 +77,31 @@ func (f *failoverSettings) validate(cluster string, log *slog.Logger) (*failover
 	if err := f.cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if f.fsListen != "" {
+		if _, _, err := net.SplitHostPort(f.fsListen); err != nil {
+			return nil, fmt.Errorf("FAILSAFE_LISTEN = %q: want host:port or :port: %w", f.fsListen, err)
+		}
+		f.fs.StopTimeout = f.cfg.MasterStopTimeout
+		if err := f.fs.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	m, err := failover.NewMaster(failover.MasterConfig{Bin: f.masterBin, Config: f.masterCfg, StopTimeout: f.cfg.MasterStopTimeout}, log)
 	if err != nil {
 		return nil, fmt.Errorf("MFSMASTER_CONFIG: %w", err)
 	}
 	return m, nil
+}
+
+// failsafeURL is the hold endpoint as the other nodes reach it: NODE_ADDR (else the host name)
+// and the port this node listens on.
+func failsafeURL(nodeAddr string, ln net.Addr) string {
+	host := nodeAddr
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	_, port, _ := net.SplitHostPort(ln.String())
+	return "http://" + net.JoinHostPort(host, port) + "/failsafe/hold"
 }
 
 // nodeParts is everything a failover node runs, set up by ship or standby.
@@ -145,9 +178,27 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 	if f.cfg.LocalNATSServer != "" {
 		d.Placement = failover.KeepLeaderOff(p.conn.nc, p.conn.js, lease, f.cfg.LocalNATSServer, p.log)
 	}
+	var fsLn net.Listener
+	if f.fsListen != "" {
+		if fsLn, err = net.Listen("tcp", f.fsListen); err != nil {
+			return fmt.Errorf("FAILSAFE_LISTEN = %s: %w", f.fsListen, err)
+		}
+		defer fsLn.Close()
+		d.Failsafe = &failover.Failsafe{Config: f.fs, URL: failsafeURL(f.cfg.Addr, fsLn.Addr()), Signer: p.ship.Signer, Verifier: p.standby.Verifier}
+	}
 	n, err := failover.New(f.cfg, d)
 	if err != nil {
 		return usageError{err}
+	}
+	if fsLn != nil {
+		srv := &http.Server{Handler: n.FailsafeHandler(), ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}
+		go func() {
+			if err := srv.Serve(fsLn); err != nil && !errors.Is(err, http.ErrServerClosed) && ctx.Err() == nil {
+				p.log.Error("failsafe endpoint stopped: this node no longer promises, so the master cannot serve through a NATS election", "err", err)
+			}
+		}()
+		defer srv.Close()
+		p.log.Info("failsafe endpoint", "listen", fsLn.Addr().String(), "url", d.Failsafe.URL, "hold", f.fs.Hold, "every", f.fs.Every)
 	}
 	p.web.node.Store(n)
 	p.log.Info("failover node", "name", f.cfg.Name, "starts_as", start, "vip", vip.String(), "master_data", master.DataPath(),
