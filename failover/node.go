@@ -37,6 +37,7 @@ const (
 type Shipper interface {
 	Run(ctx context.Context) error
 	Shipped() shipper.Position
+	ReadNow() // read the files at once (a drain: the master no longer writes)
 }
 
 // Standby keeps metadata materialized from the stream; *restorer.Standby fits. Finish and

@@ -64,6 +64,7 @@ func (n *Node) drainShipper(ctx context.Context, t *term, limit time.Duration) (
 	deadline := time.Now().Add(limit)
 	complete := false
 	for {
+		t.sh.ReadNow() // the files no longer grow: no reason to wait for BATCH_DELAY
 		next := t.sh.Shipped().Next
 		if err == nil && (!found || next > last) {
 			complete = true

@@ -66,6 +66,7 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	s.Int(&c.cfg.MaxBatchBytes, "batch-bytes", "BATCH_BYTES", def.MaxBatchBytes, "changelog `bytes` per message before compression")
 	s.Int(&c.cfg.Window, "window", "WINDOW", def.Window, "`batches` in flight before waiting for acknowledgements")
 	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "re-check the files this `often` even without a file event")
+	s.Duration(&c.cfg.BatchDelay, "batch-delay", "BATCH_DELAY", def.BatchDelay, "after a changelog file event, take the next one no sooner than this `long`: what the master writes meanwhile ships as one batch (0: read on every event)")
 	s.Duration(&c.cfg.Retention, "retention", "RETENTION", def.Retention, "keep snapshots, and the lines to roll them forward, this `long` (0: keep everything)")
 	s.Bool(&c.noSnapshots, "no-snapshots", "NO_SNAPSHOTS", false, "ship changelog lines only; upload no snapshot (retention then never purges)")
 	c.keys.bindSigning(s)
