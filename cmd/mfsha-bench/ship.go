@@ -34,6 +34,7 @@ type env struct {
 	// as in production (the benchmarks include the cost).
 	signer   *sign.Signer
 	verifier *sign.Verifier
+	keyPath  string // the signer's key file, for a shipper run as its own process
 }
 
 func newEnv(dir string) (*env, error) {
@@ -67,7 +68,7 @@ func newEnv(dir string) (*env, error) {
 		return nil, err
 	}
 	return &env{dir: dir, nc: nc, js: js, stop: func() { nc.Close(); srv.Shutdown(); srv.WaitForShutdown() },
-		signer: signer, verifier: verifier}, nil
+		signer: signer, verifier: verifier, keyPath: privPath}, nil
 }
 
 type throughput struct {
@@ -233,7 +234,7 @@ type latency struct {
 
 // benchLatency appends lines at a steady rate (in 1 ms steps, as a busy master does) and
 // measures, per line, the time from its append to the stream's acknowledgement.
-func benchLatency(ctx context.Context, dir string, rate int, d time.Duration, log *slog.Logger) (latency, error) {
+func benchLatency(ctx context.Context, dir string, rate int, d, batchDelay time.Duration, log *slog.Logger) (latency, error) {
 	res := latency{rate: rate, seconds: d.Seconds()}
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
@@ -261,6 +262,7 @@ func benchLatency(ctx context.Context, dir string, rate int, d time.Duration, lo
 	var lat []time.Duration
 	cfg := shipper.DefaultConfig()
 	cfg.DataDir, cfg.Kind, cfg.Cluster, cfg.Signer = data, shipper.KindMaster, "latency", e.signer
+	cfg.BatchDelay = batchDelay
 	done := make(chan struct{})
 	cfg.OnAck = func(b stream.BatchInfo) {
 		now := time.Now()
