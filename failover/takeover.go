@@ -48,6 +48,18 @@ func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why st
 		return abort(err)
 	}
 	if !restored {
+		// The master that ran on these files is dead: release the chunk locks it left held,
+		// or a client retrying its write waits out the 120 s lock (see releaseLocalChunkLocks).
+		// A restore's files were written by the restorer, not left by a dead master.
+		first, added, err := releaseLocalChunkLocks(n.d.Master.DataPath(), max(want, 1)-1, time.Now(), n.log)
+		if err != nil {
+			return abort(err)
+		}
+		if added > 0 {
+			want = first + added
+		}
+	}
+	if !restored {
 		if err := n.d.VIP.Add(); err != nil {
 			return abort(err)
 		}
@@ -58,7 +70,7 @@ func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why st
 		return abort(fmt.Errorf("start mfsmaster: %w", err))
 	}
 	if v < want {
-		return abort(fmt.Errorf("mfsmaster -a serves version %d, but the local changelog goes up to %d: refusing to serve without those lines", v, want-1))
+		return abort(fmt.Errorf("mfsmaster -a serves version %d, but the local changelog goes up to %d (UNLOCK lines added included): refusing to serve without those lines", v, want-1))
 	}
 	if restored {
 		if err := n.startShipper(ctx, t); err != nil {

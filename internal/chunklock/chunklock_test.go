@@ -149,3 +149,49 @@ func TestReleaseRefusesAChangedFile(t *testing.T) {
 		t.Fatalf("release into a file changed since the scan: %v; want ErrChanged naming the versions", err)
 	}
 }
+
+// ReleaseAt: after lines the tracker did not read (a metadata's locks only), into an empty or
+// a missing file, and refused when the file does not end right before the versions given.
+func TestReleaseAt(t *testing.T) {
+	now := time.Unix(1796222300, 0)
+	dir := t.TempDir()
+	seeded := func() *Tracker {
+		var tr Tracker
+		tr.Seed([]Lock{{Chunk: 7, Time: 1796222290, Op: "metadata"}, {Chunk: 8, Time: 1796222000, Op: "metadata"}})
+		return &tr
+	}
+	p := filepath.Join(dir, "changelog.0.mfs")
+	if err := os.WriteFile(p, []byte("40: 1796222290|IDLE()\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seeded().ReleaseAt(p, 42, now); !errors.Is(err, ErrChanged) {
+		t.Fatalf("file ends at 40, lines from 42: %v; want ErrChanged", err)
+	}
+	tr := seeded()
+	locks, err := tr.ReleaseAt(p, 41, now)
+	if err != nil || len(locks) != 1 || locks[0].Chunk != 7 || tr.Last() != 41 {
+		t.Fatalf("after line 40: %+v, %v, last %d; want chunk 7 (8 expired), last 41", locks, err, tr.Last())
+	}
+	if b, _ := os.ReadFile(p); string(b) != "40: 1796222290|IDLE()\n41: 1796222300|UNLOCK(7)\n" {
+		t.Fatalf("file: %q", b)
+	}
+	if locks, err := tr.ReleaseAt(p, 42, now); err != nil || len(locks) != 0 {
+		t.Fatalf("again: %+v, %v; want nothing", locks, err)
+	}
+	empty := filepath.Join(dir, "changelog.1.mfs")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "changelog.2.mfs")
+	for _, p := range []string{empty, missing} {
+		if _, err := seeded().ReleaseAt(p, 100, now); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(p); string(b) != "100: 1796222300|UNLOCK(7)\n" {
+			t.Fatalf("%s: %q", p, b)
+		}
+	}
+	if st, _ := os.Stat(empty); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode of the rewritten file: %v", st.Mode())
+	}
+}

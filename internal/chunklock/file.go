@@ -70,6 +70,46 @@ func (t *Tracker) Release(path string, now time.Time) ([]Lock, error) {
 	return locks, nil
 }
 
+// ReleaseAt is Release for locks that go after lines t did not read (t read none, or only
+// lines up to next-1): it appends an UNLOCK line per lock still held at now, with versions from
+// next on, to the changelog file at path, whose last line must be next-1 (ErrChanged
+// otherwise). An empty file takes them as its first lines; a missing one is created (mode
+// 0644). Atomic as Release. It returns the locks released; none leaves the file untouched.
+//
+// Why: a master restarted on its own files loads metadata whose locks t was seeded with, and
+// the lines after it may all sit in older files than the newest, or there may be none.
+func (t *Tracker) ReleaseAt(path string, next uint64, now time.Time) ([]Lock, error) {
+	if t.last != 0 && t.last+1 != next {
+		return nil, fmt.Errorf("chunk locks: UNLOCK lines from version %d after line %d read", next, t.last)
+	}
+	locks := t.Held(now)
+	if len(locks) == 0 {
+		return nil, nil
+	}
+	old, err := os.ReadFile(path)
+	missing := errors.Is(err, os.ErrNotExist)
+	if err != nil && !missing {
+		return nil, fmt.Errorf("chunk locks: %w", err)
+	}
+	if last := lastVersion(old); len(old) > 0 && last+1 != next {
+		return nil, fmt.Errorf("chunk locks: %s ends with version %d, not %d: %w", path, last, next-1, ErrChanged)
+	}
+	b := AppendUnlocks(old, locks, next, now)
+	if missing {
+		err = durable.WriteFile(path, b, 0o644)
+	} else {
+		err = writeAtomic(path, b)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chunk locks: release %d in %s: %w", len(locks), path, err)
+	}
+	t.last = next + uint64(len(locks)) - 1
+	for _, l := range locks {
+		delete(t.held, l.Chunk)
+	}
+	return locks, nil
+}
+
 // ErrChanged is wrapped by Release when the file is not the one the Tracker read.
 var ErrChanged = errors.New("file changed since it was read")
 
