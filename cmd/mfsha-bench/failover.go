@@ -29,6 +29,7 @@ type felt struct {
 	writer   ha.WriterResult // the whole run of the writer
 	stalls   ha.Stalls       // its gaps in the failoverWindow after the kill
 	readBack error           // reading back every acknowledged file through a fresh mount on c1; nil: none lost
+	lost     []string        // files a power-off may take back (MooseFS's recovery point), wrong on read-back
 }
 
 // String is what the bench prints for one setup.
@@ -39,6 +40,9 @@ func (f felt) String() string {
 	}
 	if f.readBack != nil {
 		return s + "; READ-BACK FAILED: " + f.readBack.Error()
+	}
+	if len(f.lost) > 0 {
+		return s + fmt.Sprintf("; all read back but %v, acknowledged at the power cut (MooseFS's recovery point)", f.lost)
 	}
 	return s + "; all read back"
 }
@@ -140,9 +144,9 @@ func startClients(ctx context.Context, l *lab.Lab) error {
 	return nil
 }
 
-// throughFailover starts the continuous writer on the client, kills mfsmaster on ma with kill
-// writerLead later, and stops the writer failoverWindow after the kill. It returns what the
-// writer did and the instant of the kill.
+// throughFailover starts the continuous writer on the client, injects the fault with kill
+// writerLead later, and stops the writer failoverWindow after it. It returns what the writer
+// did and the instant of the fault.
 func throughFailover(ctx context.Context, l *lab.Lab, kill func() error) (ha.WriterResult, time.Time, error) {
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -154,7 +158,7 @@ func throughFailover(ctx context.Context, l *lab.Lab, kill func() error) (ha.Wri
 	killed := time.Now()
 	if err := kill(); err != nil {
 		wr.Stop()
-		return ha.WriterResult{}, killed, fmt.Errorf("kill -9 of mfsmaster on %s: %w", lab.HostMasterA, err)
+		return ha.WriterResult{}, killed, fmt.Errorf("the fault on %s: %w", lab.HostMasterA, err)
 	}
 	select {
 	case <-time.After(time.Until(killed.Add(failoverWindow))):
@@ -175,6 +179,11 @@ func readBack(ctx context.Context, l *lab.Lab, res ha.WriterResult) error {
 // keepalivedFailover measures the baseline: keepalived moves the VIP to mb, whose notify
 // script runs mfsmaster -a on mb's metalogger files.
 func keepalivedFailover(ctx context.Context, dir string, inodes int) (felt, error) {
+	return keepalivedFault(ctx, dir, inodes, killSpec)
+}
+
+// keepalivedFault is keepalivedFailover under fault f.
+func keepalivedFault(ctx context.Context, dir string, inodes int, f faultSpec) (felt, error) {
 	var s felt
 	l, down, err := benchLab(ctx, "bka", dir, lab.DefaultHosts())
 	if err != nil {
@@ -220,18 +229,26 @@ func keepalivedFailover(ctx context.Context, dir string, inodes int) (felt, erro
 		time.Sleep(100 * time.Millisecond)
 	}
 	var killed time.Time
-	s.writer, killed, err = throughFailover(ctx, l, func() error { return l.KillProcess(ctx, lab.HostMasterA, lab.RoleMaster) })
+	s.writer, killed, err = throughFailover(ctx, l, func() error { return f.keepalived(ctx, l) })
 	if err != nil {
 		return s, err
 	}
+	if f.resume != nil {
+		f.resume(l)
+	}
 	s.stalls = s.writer.Stalls(killed, failoverWindow)
-	s.readBack = readBack(ctx, l, s.writer)
+	s.lost, s.readBack = f.readBack(ctx, l, s.writer, killed)
 	return s, nil
 }
 
 // mfshaFailover measures mfsha: ship --vip on ma, standby --vip on mb, three NATS servers.
 // Its floor is the baseline's (the same metadata, measured in the baseline's lab).
 func mfshaFailover(ctx context.Context, dir, bin string, inodes int) (felt, error) {
+	return mfshaFault(ctx, dir, bin, inodes, killSpec, nil)
+}
+
+// mfshaFault is mfshaFailover under fault f, the nodes started with flags.
+func mfshaFault(ctx context.Context, dir, bin string, inodes int, f faultSpec, flags []string) (felt, error) {
 	var s felt
 	l, down, err := benchLab(ctx, "bmf", dir, append(lab.DefaultHosts(), lab.NATSHosts()...))
 	if err != nil {
@@ -247,7 +264,7 @@ func mfshaFailover(ctx context.Context, dir, bin string, inodes int) (felt, erro
 	}
 	cluster := l.Name() // the lab's secrets are for the cluster named like the lab
 	node := func(host, start string) error {
-		return ha.StartNode(ctx, l, ha.NodeSpec{Host: host, Bin: bin, Start: start, Cluster: cluster, NATS: urls})
+		return ha.StartNode(ctx, l, ha.NodeSpec{Host: host, Bin: bin, Start: start, Cluster: cluster, NATS: urls, Extra: flags})
 	}
 	if err := node(lab.HostMasterA, "ship"); err != nil {
 		return s, err
@@ -277,9 +294,12 @@ func mfshaFailover(ctx context.Context, dir, bin string, inodes int) (felt, erro
 		return s, err
 	}
 	var killed time.Time
-	s.writer, killed, err = throughFailover(ctx, l, func() error { return l.KillProcs(ctx, lab.HostMasterA, "mfsmaster") })
+	s.writer, killed, err = throughFailover(ctx, l, func() error { return f.mfsha(ctx, l, mfshaCluster{bin: bin, name: cluster, urls: urls}) })
 	if err != nil {
 		return s, err
+	}
+	if f.resume != nil {
+		f.resume(l)
 	}
 	s.stalls = s.writer.Stalls(killed, failoverWindow)
 	mctx, cancel2 := context.WithTimeout(ctx, time.Minute)
@@ -287,6 +307,6 @@ func mfshaFailover(ctx context.Context, dir, bin string, inodes int) (felt, erro
 	if _, err := ha.WaitMaster(mctx, lease, lab.HostMasterB); err != nil {
 		return s, fmt.Errorf("mb not master within a minute after the writer's %v window: %w", failoverWindow, err)
 	}
-	s.readBack = readBack(ctx, l, s.writer)
+	s.lost, s.readBack = f.readBack(ctx, l, s.writer, killed)
 	return s, nil
 }

@@ -30,7 +30,7 @@ func main() {
 	lines := flag.Int("lines", 1000000, "changelog `lines` for the throughput run")
 	rate := flag.Int("rate", 50000, "steady `lines/s` for the latency run")
 	dur := flag.Duration("duration", 10*time.Second, "`length` of the latency run")
-	only := flag.String("only", "", "run only this `section`: ship, shipcpu, snapshot, standby, restore or failover")
+	only := flag.String("only", "", "run only this `section`: ship, shipcpu, snapshot, standby, restore, failover or faults")
 	bin := flag.String("mfsha", "bin/mfsha", "the mfsha `binary` the failover section runs in the lab")
 	sizes := flag.String("failover-inodes", "1000,1000000", "failover section: metadata `sizes` (inodes), comma-separated")
 	child := flag.Int64("snapshot-child", 0, "internal: upload a synthetic snapshot of this many `bytes` and print peak RSS")
@@ -122,6 +122,15 @@ func run(ctx context.Context, out, only, bin string, inodes []int, lines, rate i
 		}
 		if err := failoverSection(ctx, &report, dir, abs, inodes, chartPath(out)); err != nil {
 			return fmt.Errorf("failover: %w", err)
+		}
+	}
+	if want("faults") {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			return err
+		}
+		if err := faultsSection(ctx, &report, dir, abs); err != nil {
+			return fmt.Errorf("faults: %w", err)
 		}
 	}
 	fmt.Fprintf(&report, "\nThe workload: changelog lines shaped like a busy master's (CREATE, ACQUIRE, WRITE, LENGTH, UNLOCK, RELEASE, AMTIME, ATTR), see cmd/mfsha-bench/gen.go.\n")
