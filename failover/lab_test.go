@@ -196,7 +196,9 @@ func (c *cluster) stopWriter(ctx context.Context, faults ...fault) (lost []strin
 	}
 	res := c.writer.Stop()
 	c.writer = nil
-	if res.KillWait > time.Second {
+	if err := res.Err(); err != nil {
+		c.t.Errorf("continuous writer: %v; its acknowledged files are read back all the same", err)
+	} else if res.KillWait > time.Second {
 		c.t.Logf("the writer was stuck in a write: it exited %v after SIGKILL (its last write completed %v before the kill)",
 			res.KillWait.Round(time.Millisecond), res.End.Sub(res.Times[len(res.Times)-1]).Round(time.Millisecond))
 	}

@@ -117,6 +117,9 @@ func TestLeaseLeaderOffMasterHost(t *testing.T) {
 
 	res := w.Stop()
 	w = nil
+	if err := res.Err(); err != nil {
+		t.Errorf("continuous writer: %v", err)
+	}
 	t.Logf("continuous writer: %d files acknowledged, %d failed writes %v; whole run: %s", len(res.Acked), res.Failures, res.FirstFailures, res.Stalls(res.Start, res.End.Sub(res.Start)))
 	for i, at := range moves {
 		window := res.End.Sub(at)

@@ -35,7 +35,9 @@ type felt struct {
 // String is what the bench prints for one setup.
 func (f felt) String() string {
 	s := fmt.Sprintf("%s; %d files acknowledged, %d failed writes", f.stalls, len(f.writer.Acked), f.writer.Failures)
-	if f.writer.KillWait > time.Second {
+	if err := f.writer.Err(); err != nil {
+		s += "; WRITER STUCK: " + err.Error()
+	} else if f.writer.KillWait > time.Second {
 		s += fmt.Sprintf("; the writer was stuck in a write at its stop (it exited %v after SIGKILL)", f.writer.KillWait.Round(time.Millisecond))
 	}
 	if f.readBack != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,18 +148,34 @@ func (w *Writer) Acked() int {
 	return len(w.acked)
 }
 
-// Stop kills the writer (a write in flight is not acknowledged) and returns what it did.
+// WriterKillWait bounds how long Stop waits for the writer to exit after SIGKILL. A process
+// stuck in the kernel (a close() whose FUSE request the master never answers) dies only when
+// that request ends; waiting for it without a limit once took a test's whole context, and the
+// next step failed with a misleading "context deadline exceeded".
+var WriterKillWait = 30 * time.Second
+
+// Stop kills the writer (a write in flight is not acknowledged) and returns what it did. It
+// waits at most WriterKillWait for the writer to exit; a writer still there then is reported
+// as Stuck (see WriterResult.Err) and reaped in the background whenever it exits.
 func (w *Writer) Stop() WriterResult {
 	if w.cmd.Process != nil {
 		syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	end := time.Now()
-	<-w.done
-	w.cmd.Wait()
+	t := time.NewTimer(WriterKillWait)
+	defer t.Stop()
+	stuck := false
+	select {
+	case <-w.done:
+		w.cmd.Wait()
+	case <-t.C:
+		stuck = true
+		go func() { <-w.done; w.cmd.Wait() }()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return WriterResult{Host: w.host, Dir: w.dir, Start: w.start, End: end, Acked: w.acked, Times: w.times,
-		Failures: w.nfail, FirstFailures: w.fails, KillWait: time.Since(end)}
+	return WriterResult{Host: w.host, Dir: w.dir, Start: w.start, End: end, Acked: slices.Clone(w.acked), Times: slices.Clone(w.times),
+		Failures: w.nfail, FirstFailures: slices.Clone(w.fails), KillWait: time.Since(end), Stuck: stuck}
 }
 
 // WriterResult is what a Writer did: the acknowledged files and when each close returned.
@@ -170,8 +187,26 @@ type WriterResult struct {
 	Failures      int      // writes that returned an error (not acknowledged)
 	FirstFailures []string // the first few of them
 	// KillWait is how long the writer took to exit after SIGKILL: long when its write in
-	// flight was stuck in the kernel (a FUSE request the master does not answer).
+	// flight was stuck in the kernel (a FUSE request the master does not answer). With Stuck,
+	// how long Stop waited before giving up.
 	KillWait time.Duration
+	// Stuck: the writer had not exited WriterKillWait after SIGKILL. Acked is complete (a
+	// killed writer acknowledges nothing more), the write in flight never returned.
+	Stuck bool
+}
+
+// Err reports a writer that was stuck at its stop, and for how long it had completed nothing;
+// nil otherwise. Verify still reads back what it acknowledged (through another host's fresh
+// mount).
+func (r WriterResult) Err() error {
+	if !r.Stuck {
+		return nil
+	}
+	last := "no write completed"
+	if n := len(r.Times); n > 0 {
+		last = fmt.Sprintf("its last write completed %v before the kill", r.End.Sub(r.Times[n-1]).Round(time.Millisecond))
+	}
+	return fmt.Errorf("the writer on %s is stuck in a write: still there %v after SIGKILL (%s)", r.Host, r.KillWait.Round(time.Millisecond), last)
 }
 
 // Stalls is how a continuous writer felt an interval: its longest gap between completed

@@ -1,7 +1,12 @@
 package ha
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -46,5 +51,64 @@ func TestSortBad(t *testing.T) {
 	}
 	if lost, wrong := r.sortBad(out, nil); len(lost) != 0 || len(wrong) != 3 {
 		t.Fatalf("without mayLose: lost %q, wrong %q; want every bad line wrong", lost, wrong)
+	}
+}
+
+// TestStopStuckWriter: a writer that does not go away after SIGKILL (here a process outside its
+// group keeps its stdout open, as a write stuck in the kernel keeps the writer) is given up on
+// after WriterKillWait and reported as stuck, with what it acknowledged.
+func TestStopStuckWriter(t *testing.T) {
+	defer func(d time.Duration) { WriterKillWait = d }(WriterKillWait)
+	WriterKillWait = 300 * time.Millisecond
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	cmd := exec.Command("sh", "-c", `setsid sh -c 'echo $$ > `+pidFile+`; exec sleep 60' & echo "ack w1 $(date +%s%N)"; exec sleep 60`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &Writer{host: "cl", dir: "writer", cmd: cmd, start: time.Now(), done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go w.read(stdout)
+	defer func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		<-w.done
+	}()
+	for w.Acked() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	began := time.Now()
+	r := w.Stop()
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("Stop took %v with WriterKillWait %v", took, WriterKillWait)
+	}
+	if !r.Stuck || r.KillWait < WriterKillWait || len(r.Acked) != 1 {
+		t.Fatalf("Stop = stuck %v, kill wait %v, acked %v; want stuck after %v, 1 acked", r.Stuck, r.KillWait, r.Acked, WriterKillWait)
+	}
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "stuck in a write: still there") {
+		t.Fatalf("Err() = %v", err)
+	}
+	// A writer that exits: not stuck.
+	cmd = exec.Command("sh", "-c", `echo "ack w1 $(date +%s%N)"; exec sleep 60`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if stdout, err = cmd.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	w2 := &Writer{host: "cl", dir: "writer", cmd: cmd, start: time.Now(), done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go w2.read(stdout)
+	for w2.Acked() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := w2.Stop(); r.Stuck || r.Err() != nil || len(r.Acked) != 1 {
+		t.Fatalf("Stop of an exiting writer = %+v, %v", r, r.Err())
 	}
 }
