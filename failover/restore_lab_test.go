@@ -17,7 +17,8 @@ import (
 // back to a failover-protected master. Stop both nodes (ma hands over), `mfsha restore --to T`
 // into mb's DATA_PATH, start mb's node as master (the restore's mark: it takes the free lease
 // with that history, on a new timeline), start ma's node as a standby (it follows the new
-// timeline); then kill -9 of mfsmaster on mb fails over to ma under the continuous writer.
+// timeline); once ma has materialized that timeline, kill -9 of mfsmaster on mb fails over
+// to ma under the continuous writer.
 func TestFailoverBackToHAAfterRestore(t *testing.T) {
 	c := newCluster(t, "r")
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
@@ -63,8 +64,16 @@ func TestFailoverBackToHAAfterRestore(t *testing.T) {
 	c.verify(ctx) // before-0..2
 	c.write(ctx, "on-the-new-timeline")
 
-	// mb dies at once, ma perhaps not yet resynchronized: ma must serve the restored history
-	// (never its old state), with every file written since.
+	// Only once ma has materialized the new timeline (its node status names it, with every
+	// line) is it promotable. Killed before, mb's master is not replaced by ma: mb's own lease
+	// lapses and mb promotes itself again, which is right but not what this test checks (seen
+	// under load: ma's first materialization of the new timeline took 10.5 s). That a standby
+	// on the old timeline is never promoted is checked when mb serves (the stream's new
+	// timeline before any client, above) and below (after-target does not come back).
+	resync := time.Now()
+	c.caughtUp(ctx, ma)
+	t.Logf("ma materialized the new timeline and caught up %v after the last write", time.Since(resync).Round(time.Millisecond))
+	// ma must serve the restored history (never its old state), with every file written since.
 	killed := time.Now()
 	c.must("kill -9 mfsmaster on mb", c.l.KillProcs(ctx, mb, "mfsmaster"))
 	if e := c.waitMaster(ctx, ma); e <= epoch {
