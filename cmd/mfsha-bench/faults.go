@@ -121,7 +121,8 @@ var fastFlags = []string{"--lease-ttl", "1500ms", "--renew-every", "250ms", "--r
 
 // faultsSection: power-off, a hung master and a switchover at 1k inodes, keepalived (where it
 // has an equivalent) against mfsha with fastFlags, measured like the failover section.
-func faultsSection(ctx context.Context, w *strings.Builder, dir, bin string) error {
+// only, when not empty, keeps the faults whose name contains it.
+func faultsSection(ctx context.Context, w *strings.Builder, dir, bin, only string) error {
 	const inodes = 1000
 	fmt.Fprintf(w, "\n## Power-off and hung master (issue 11 part 3)\n\n")
 	fmt.Fprintf(w, "The same writer, lab and measure as the failover section, at %d inodes, for two more faults: a power-off of ma (link cut, every process killed, its addresses gone) "+
@@ -132,6 +133,9 @@ func faultsSection(ctx context.Context, w *strings.Builder, dir, bin string) err
 	fmt.Fprint(w, "| fault | keepalived: longest gap | blocked | outages | mfsha: longest gap | blocked | outages | blocked, mfsha/keepalived | acknowledged files (keepalived, mfsha) |\n|---|---|---|---|---|---|---|---|---|\n")
 	var lost []error
 	for i, f := range otherFaults {
+		if !strings.Contains(f.name, only) {
+			continue
+		}
 		var k felt
 		if f.keepalived != nil {
 			fmt.Printf("%s: keepalived baseline...\n", f.name)

@@ -36,6 +36,7 @@ func main() {
 	child := flag.Int64("snapshot-child", 0, "internal: upload a synthetic snapshot of this many `bytes` and print peak RSS")
 	childDir := flag.String("snapshot-dir", "", "internal: directory for -snapshot-child")
 	chartOnly := flag.Bool("chart-only", false, "measure nothing: redraw the failover chart from the table in -out")
+	faultOnly := flag.String("fault", "", "faults section: only the faults whose name contains this `text`")
 	flag.Parse()
 	if *chartOnly {
 		rows, err := readFailoverTable(*out)
@@ -67,13 +68,13 @@ func main() {
 		}
 		inodes = append(inodes, n)
 	}
-	if err := run(ctx, *out, *only, *bin, inodes, *lines, *rate, *dur); err != nil {
+	if err := run(ctx, *out, *only, *faultOnly, *bin, inodes, *lines, *rate, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out, only, bin string, inodes []int, lines, rate int, dur time.Duration) error {
+func run(ctx context.Context, out, only, faultOnly, bin string, inodes []int, lines, rate int, dur time.Duration) error {
 	want := func(section string) bool { return only == "" || only == section }
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var report strings.Builder
@@ -129,7 +130,7 @@ func run(ctx context.Context, out, only, bin string, inodes []int, lines, rate i
 		if err != nil {
 			return err
 		}
-		if err := faultsSection(ctx, &report, dir, abs); err != nil {
+		if err := faultsSection(ctx, &report, dir, abs, faultOnly); err != nil {
 			return fmt.Errorf("faults: %w", err)
 		}
 	}
