@@ -25,23 +25,9 @@ import (
 // files (metadata.mfs.back and changelog.0.mfs), append its UNLOCK, and mfsmaster -a must serve
 // past it; a client's write into that chunk is then granted well before the lock's 120 s.
 func TestRealMasterRetakeReleasesDanglingLock(t *testing.T) {
-	mfs := mfstest.RequireMooseFS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := lab.New(lab.Config{Name: fmt.Sprintf("rt%d", os.Getpid()%100000), Dir: t.TempDir(), MooseFS: mfs,
-		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostChunk}, {Name: lab.HostClient}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Down(context.Background()); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	mnt, err := l.StartCluster(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, mnt := mfstest.SmallCluster(ctx, t, fmt.Sprintf("rt%d", os.Getpid()%100000))
 	file := filepath.Join(mnt, "target")
 	if err := os.WriteFile(file, []byte("first\n"), 0o644); err != nil { // WRITE, LENGTH, UNLOCK
 		t.Fatal(err)

@@ -44,23 +44,9 @@ func TestNextChunkBound(t *testing.T) {
 // ending with SkipChunks' NEXTCHUNKID (its version counts it), and the next chunk it allocates
 // for a new file is the skipped-to id, not the one after the lines'.
 func TestRealMasterSkipsChunkIDs(t *testing.T) {
-	mfs := mfstest.RequireMooseFS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := lab.New(lab.Config{Name: fmt.Sprintf("cn%d", os.Getpid()%100000), Dir: t.TempDir(), MooseFS: mfs,
-		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostChunk}, {Name: lab.HostClient}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Down(context.Background()); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	mnt, err := l.StartCluster(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, mnt := mfstest.SmallCluster(ctx, t, fmt.Sprintf("cn%d", os.Getpid()%100000))
 	if err := os.WriteFile(filepath.Join(mnt, "before"), []byte("before\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

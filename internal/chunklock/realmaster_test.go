@@ -33,23 +33,9 @@ func TestRealMasterReleasesDanglingLock(t *testing.T) { realDanglingLock(t, fals
 func TestRealMasterReleasesFoldedLock(t *testing.T) { realDanglingLock(t, true) }
 
 func realDanglingLock(t *testing.T, folded bool) {
-	mfs := mfstest.RequireMooseFS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := lab.New(lab.Config{Name: fmt.Sprintf("c%s%d", map[bool]string{false: "l", true: "f"}[folded], os.Getpid()%100000), Dir: t.TempDir(), MooseFS: mfs,
-		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostChunk}, {Name: lab.HostClient}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Down(context.Background()); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	mnt, err := l.StartCluster(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, mnt := mfstest.SmallCluster(ctx, t, fmt.Sprintf("c%s%d", map[bool]string{false: "l", true: "f"}[folded], os.Getpid()%100000))
 	file := filepath.Join(mnt, "target")
 	if err := os.WriteFile(file, []byte("first\n"), 0o644); err != nil { // WRITE, LENGTH, UNLOCK
 		t.Fatal(err)

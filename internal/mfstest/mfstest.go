@@ -102,3 +102,26 @@ func Mfsmaster(t testing.TB) moosefs.Mfsmaster {
 	d := Dist(t)
 	return moosefs.Mfsmaster{Path: d.Path("mfsmaster"), Version: d.Version}
 }
+
+// SmallCluster starts a lab of three hosts, named name (1-8 characters as lab.Config asks):
+// a master on ma, a chunkserver on c1, a mount on cl, with the release under test
+// (RequireMooseFS). It is torn down when the test ends. It returns the lab and the mount point.
+func SmallCluster(ctx context.Context, t testing.TB, name string) (*lab.Lab, string) {
+	t.Helper()
+	mfs := RequireMooseFS(t)
+	l, err := lab.New(lab.Config{Name: name, Dir: t.TempDir(), MooseFS: mfs,
+		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostChunk}, {Name: lab.HostClient}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(context.Background()); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	mnt, err := l.StartCluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, mnt
+}
