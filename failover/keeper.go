@@ -27,12 +27,11 @@ type keeper struct {
 	cov   *failsafe.Coverage // nil without failsafe
 	armed atomic.Bool        // the coverage may be counted on (see members)
 
-	mu     sync.Mutex // serializes writes of the record
-	rec    LeaseRecord
-	rev    uint64
-	lastOK time.Time     // when the last successful write was sent
-	okAt   atomic.Int64  // lastOK in unix nanoseconds, readable without mu (for Serving)
-	ep     atomic.Uint64 // rec.Epoch, readable without mu: changes only when failsafe takes the lease again
+	mu   sync.Mutex // serializes writes of the record
+	rec  LeaseRecord
+	rev  uint64
+	okAt atomic.Int64  // when the last successful write was sent, unix nanoseconds
+	ep   atomic.Uint64 // rec.Epoch, readable without mu: changes only when failsafe takes the lease again
 
 	lost     chan struct{} // closed when the node must fence itself
 	lostOnce sync.Once
@@ -45,20 +44,42 @@ type keeper struct {
 // ends or the lease is lost. sent is when the taking request was sent.
 // cov, when not nil, is the term's failsafe coverage.
 func hold(ctx context.Context, l *Lease, cfg Config, log *slog.Logger, m *Metrics, cov *failsafe.Coverage, rec LeaseRecord, rev uint64, sent time.Time) *keeper {
-	k := &keeper{lease: l, cfg: cfg, log: log, m: m, cov: cov, rec: rec, rev: rev, lastOK: sent, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	k := &keeper{lease: l, cfg: cfg, log: log, m: m, cov: cov, rec: rec, rev: rev, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	k.okAt.Store(sent.UnixNano())
 	k.ep.Store(rev)
 	// Not ctx's end, only release or a loss ends the renewals: a node that stops hands over
 	// (stops its master cleanly, ships) while still holding the lease.
 	go k.run(context.WithoutCancel(ctx))
+	go k.watch()
 	return k
+}
+
+// watch marks the lease lost as soon as fenceAt has passed, without waiting for a renewal
+// attempt to return: fenceAt can move earlier while one is in flight (a new member joins the
+// coverage uncovered), and the fence must start on time regardless.
+func (k *keeper) watch() {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-k.stop:
+			return
+		case <-k.lost:
+			return
+		case <-t.C:
+		}
+		if time.Now().After(k.fenceAt()) {
+			k.markLost(errors.New("neither a renewal nor the failsafe promises cover this node any more"))
+			return
+		}
+	}
 }
 
 func (k *keeper) epoch() uint64 { return k.ep.Load() }
 
-// deadline is when the node must start fencing on the lease alone (mu held).
+// deadline is when the node must start fencing on the lease alone.
 func (k *keeper) deadline() time.Time {
-	return k.lastOK.Add(k.cfg.RenewEvery + 2*k.cfg.RenewTimeout)
+	return k.lastRenewal().Add(k.cfg.RenewEvery + 2*k.cfg.RenewTimeout)
 }
 
 // covered is until when the failsafe promises let the node serve: its fence, started then,
@@ -72,7 +93,7 @@ func (k *keeper) covered() (time.Time, bool) {
 }
 
 // fenceAt is when the node must start fencing: the lease's deadline, or later while the
-// promises cover it (mu held).
+// promises cover it. It may move earlier: a member added to the coverage has not answered yet.
 func (k *keeper) fenceAt() time.Time {
 	d := k.deadline()
 	if c, ok := k.covered(); ok && c.After(d) {
@@ -105,6 +126,8 @@ func (k *keeper) run(ctx context.Context) {
 			return
 		case <-k.stop:
 			return
+		case <-k.lost:
+			return
 		case <-t.C:
 		}
 		err := k.write(ctx, nil)
@@ -125,9 +148,7 @@ func (k *keeper) run(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		default:
-			k.mu.Lock()
 			left, onPromises := time.Until(k.fenceAt()), time.Now().After(k.deadline())
-			k.mu.Unlock()
 			if left <= 0 {
 				k.markLost(err)
 				return
@@ -174,7 +195,7 @@ func (k *keeper) retake(ctx context.Context, lost error) error {
 	}
 	old := k.rec.Epoch
 	rec.Epoch = next
-	k.rec, k.rev, k.lastOK = rec, next, sent
+	k.rec, k.rev = rec, next
 	k.okAt.Store(sent.UnixNano())
 	k.ep.Store(next)
 	k.log.Warn("the lease expired while NATS could not take renewals; taken again on the failsafe promises (same mfsmaster, new epoch)",
@@ -214,7 +235,7 @@ func (k *keeper) write(ctx context.Context, change func(*LeaseRecord)) error {
 	if err != nil {
 		return err
 	}
-	k.rec, k.rev, k.lastOK = rec, rev, sent
+	k.rec, k.rev = rec, rev
 	k.okAt.Store(sent.UnixNano())
 	return nil
 }

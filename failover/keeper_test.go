@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mfsha/mfsha/internal/failsafe"
 )
 
 // lockedBuffer is a log sink the keeper's goroutine and the test share.
@@ -128,3 +130,90 @@ func TestKeeperFencesWhenRenewalsStop(t *testing.T) {
 
 // lastOKTime is when the last successful renewal was sent.
 func (k *keeper) lastOKTime() time.Time { return time.Unix(0, k.okAt.Load()) }
+
+// TestKeeperServesOnPromisesThenFences: with failsafe armed, a keeper whose NATS stopped
+// answering keeps the lease past its renewal deadline while a member keeps promising (the
+// promises are counted here without HTTP), and reports the loss once the member stops:
+// within one missed round (ServeUntil), not only at the renewal deadline, and never after the
+// member's last promise could end minus MASTER_STOP_TIMEOUT.
+func TestKeeperServesOnPromisesThenFences(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start within 10s")
+	}
+	t.Cleanup(srv.WaitForShutdown)
+	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cfg := testConfig()
+	l, err := OpenLease(ctx, js, "c4", cfg.LeaseTTL, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	rev, err := l.Acquire(ctx, LeaseRecord{Holder: "a", State: StateMaster}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := l.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := failsafe.Config{Hold: 3 * time.Second, Every: 200 * time.Millisecond, Timeout: 300 * time.Millisecond, StopTimeout: cfg.MasterStopTimeout}
+	cov := failsafe.NewCoverage(fs)
+	cov.SetMembers([]string{"b"})
+	var logs lockedBuffer
+	k := hold(ctx, l, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil, cov, rec, rev, sent)
+	defer k.markStopped()
+	k.armFailsafe()
+
+	var lastAsked time.Time
+	promise := func(seq uint64) {
+		lastAsked = time.Now()
+		cov.Sent("b", seq, lastAsked)
+		if err := cov.Answered(failsafe.Promise{Cluster: "c", Member: "b", Holder: "a", Epoch: rev, Seq: seq, Hold: fs.Hold}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	promise(1)
+	srv.Shutdown() // every renewal fails from now on
+	down := time.Now()
+	seq := uint64(2)
+	for time.Since(down) < 3*(cfg.RenewEvery+2*cfg.RenewTimeout) { // well past the renewal deadline
+		select {
+		case <-k.lost:
+			t.Fatalf("lost %v after NATS went down although the member kept promising:\n%s", time.Since(down).Round(time.Millisecond), logs.String())
+		case <-time.After(fs.Every):
+		}
+		promise(seq)
+		seq++
+	}
+	stopped := time.Now() // the member stops answering
+	select {
+	case <-k.lost:
+	case <-time.After(fs.Hold):
+		t.Fatalf("still serving %v after the member's last promise:\n%s", fs.Hold, logs.String())
+	}
+	lostAt := time.Now()
+	t.Logf("served on promises %v past NATS; loss reported %v after the last answered request (ServeUntil allows %v, safety %v)",
+		stopped.Sub(down).Round(time.Millisecond), lostAt.Sub(lastAsked).Round(time.Millisecond), fs.Every+2*fs.Timeout, failsafe.Covered(fs.Hold)-fs.StopTimeout)
+	// The safety property: the fence starts while the member's promise still has StopTimeout
+	// to run (the timing of one missed round is only logged).
+	if !lostAt.Before(lastAsked.Add(failsafe.Covered(fs.Hold) - fs.StopTimeout)) {
+		t.Errorf("loss reported %v after the last answered request: past %v", lostAt.Sub(lastAsked), failsafe.Covered(fs.Hold)-fs.StopTimeout)
+	}
+	if !strings.Contains(logs.String(), "on_promises=true") {
+		t.Errorf("the keeper never said it served on promises:\n%s", logs.String())
+	}
+}
