@@ -40,30 +40,7 @@ func (w *lockedBuffer) String() string {
 // the last successful renewal) makes the keeper report the loss. It must, and before the
 // lease's TTL has run out from that last renewal: past it another node may hold the lease.
 func TestKeeperFencesWhenRenewalsStop(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS did not start within 10s")
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			srv.Shutdown()
-		}
-		srv.WaitForShutdown()
-	})
-	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, js := stoppableJetStream(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -99,7 +76,6 @@ func TestKeeperFencesWhenRenewalsStop(t *testing.T) {
 	}
 
 	srv.Shutdown()
-	stopped = true
 	down := time.Now()
 	select {
 	case <-k.lost:
@@ -137,24 +113,7 @@ func (k *keeper) lastOKTime() time.Time { return time.Unix(0, k.okAt.Load()) }
 // within one missed round (ServeUntil), not only at the renewal deadline, and never after the
 // member's last promise could end minus MASTER_STOP_TIMEOUT.
 func TestKeeperServesOnPromisesThenFences(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS did not start within 10s")
-	}
-	t.Cleanup(srv.WaitForShutdown)
-	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, js := stoppableJetStream(t)
 	ctx := context.Background()
 	cfg := testConfig()
 	l, err := OpenLease(ctx, js, "c4", cfg.LeaseTTL, 1)
@@ -216,4 +175,32 @@ func TestKeeperServesOnPromisesThenFences(t *testing.T) {
 	if !strings.Contains(logs.String(), "on_promises=true") {
 		t.Errorf("the keeper never said it served on promises:\n%s", logs.String())
 	}
+}
+
+// stoppableJetStream starts an embedded JetStream server the test may shut down (Shutdown) to
+// make every request fail, and a client that keeps trying to reconnect to it.
+func stoppableJetStream(t *testing.T) (*server.Server, jetstream.JetStream) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start within 10s")
+	}
+	t.Cleanup(func() {
+		srv.Shutdown() // a no-op once the test shut it down
+		srv.WaitForShutdown()
+	})
+	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, js
 }
