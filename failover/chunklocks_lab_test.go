@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"regexp"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,44 +25,17 @@ func TestRealMasterRetakeReleasesDanglingLock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	l, mnt := mfstest.SmallCluster(ctx, t, fmt.Sprintf("rt%d", os.Getpid()%100000))
-	file := filepath.Join(mnt, "target")
-	if err := os.WriteFile(file, []byte("first\n"), 0o644); err != nil { // WRITE, LENGTH, UNLOCK
-		t.Fatal(err)
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(file, &st); err != nil {
-		t.Fatal(err)
-	}
-	data := l.MasterDataDir(lab.HostMasterA)
-	logf := filepath.Join(data, "changelog.0.mfs")
-	writeRE := regexp.MustCompile(fmt.Sprintf(`(?m)^(\d+): (\d+)\|WRITE\(%d,0,\d,\d\):(\d+)$`, st.Ino))
-	var m [][]byte
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		b, _ := os.ReadFile(logf)
-		if m = writeRE.FindSubmatch(b); m != nil && bytes.Contains(b, []byte("|UNLOCK("+string(m[3])+")\n")) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the master's changelog does not hold the file's WRITE and UNLOCK:\n%s", b)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := l.KillProcess(ctx, lab.HostMasterA, lab.RoleMaster); err != nil {
-		t.Fatal(err)
-	}
+	d := mfstest.KillMidWrite(ctx, t, l, mnt)
+	data, logf := l.MasterDataDir(lab.HostMasterA), d.Changelog
 	b, err := os.ReadFile(logf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := writeRE.FindIndex(b)
-	// Cut after the WRITE, plus a torn line as a kill can leave (prepareLocal cuts it).
-	if err := os.WriteFile(logf, append(b[:at[1]+1:at[1]+1], "99999: 17962"...), 0o644); err != nil {
+	// A torn line after the WRITE, as a kill can leave (prepareLocal cuts it).
+	if err := os.WriteFile(logf, append(b, "99999: 17962"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	lockVersion, _ := strconv.ParseUint(string(m[1]), 10, 64)
-	lockTS, _ := strconv.ParseUint(string(m[2]), 10, 64)
-	chunk := string(m[3])
+	lockVersion, lockTS, chunk := d.Version, d.Time, strconv.FormatUint(d.Chunk, 10)
 
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	want, err := prepareLocal(data, log)
@@ -90,29 +60,7 @@ func TestRealMasterRetakeReleasesDanglingLock(t *testing.T) {
 	if v < first+added {
 		t.Fatalf("the restarted master serves version %d; want at least %d (our UNLOCK loaded)", v, first+added)
 	}
-	f, err := os.OpenFile(file, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write([]byte("second\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	after, err = os.ReadFile(logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var granted uint64
-	for _, sm := range writeRE.FindAllSubmatch(after, -1) {
-		if v, _ := strconv.ParseUint(string(sm[1]), 10, 64); v > lockVersion {
-			granted, _ = strconv.ParseUint(string(sm[2]), 10, 64)
-		}
-	}
-	if granted == 0 {
-		t.Fatalf("no new WRITE of inode %d in the restarted master's changelog:\n%s", st.Ino, after[max(0, len(after)-600):])
-	}
+	granted := d.WriteAgain(t)
 	if granted >= lockTS+uint64(chunklock.LockTimeout/time.Second) {
 		t.Fatalf("the chunk was granted at %d, after the dangling lock expired on its own (%d + 120): the UNLOCK did not release it", granted, lockTS)
 	}

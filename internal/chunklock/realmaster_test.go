@@ -1,14 +1,10 @@
 package chunklock
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,39 +32,9 @@ func realDanglingLock(t *testing.T, folded bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	l, mnt := mfstest.SmallCluster(ctx, t, fmt.Sprintf("c%s%d", map[bool]string{false: "l", true: "f"}[folded], os.Getpid()%100000))
-	file := filepath.Join(mnt, "target")
-	if err := os.WriteFile(file, []byte("first\n"), 0o644); err != nil { // WRITE, LENGTH, UNLOCK
-		t.Fatal(err)
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(file, &st); err != nil {
-		t.Fatal(err)
-	}
+	d := mfstest.KillMidWrite(ctx, t, l, mnt)
 	data := l.MasterDataDir(lab.HostMasterA)
-	logf := filepath.Join(data, "changelog.0.mfs")
-	writeRE := regexp.MustCompile(fmt.Sprintf(`(?m)^(\d+): (\d+)\|WRITE\(%d,0,\d,\d\):(\d+)$`, st.Ino))
-	var m [][]byte
-	waitFor(t, "the master's changelog to hold the file's WRITE and UNLOCK", func() bool {
-		b, _ := os.ReadFile(logf)
-		m = writeRE.FindSubmatch(b)
-		return m != nil && bytes.Contains(b, []byte("|UNLOCK("+string(m[3])+")\n"))
-	})
-	if err := l.KillProcess(ctx, lab.HostMasterA, lab.RoleMaster); err != nil {
-		t.Fatal(err)
-	}
-	// Cut the changelog right after that WRITE: the lines a promoted master would load if the
-	// old one died before the client's WRITE_CHUNK_END.
-	b, err := os.ReadFile(logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := writeRE.FindIndex(b)
-	if err := os.WriteFile(logf, b[:at[1]+1], 0o644); err != nil {
-		t.Fatal(err)
-	}
-	lockVersion, _ := strconv.ParseUint(string(m[1]), 10, 64)
-	lockTS, _ := strconv.ParseUint(string(m[2]), 10, 64)
-	chunk, _ := strconv.ParseUint(string(m[3]), 10, 64)
+	logf, lockVersion, lockTS, chunk := d.Changelog, d.Version, d.Time, d.Chunk
 
 	minServe := lockVersion + 2 // the WRITE and our UNLOCK loaded
 	if folded {
@@ -104,8 +70,8 @@ func realDanglingLock(t *testing.T, folded bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(locks) != 1 || locks[0].Chunk != chunk || locks[0].Version != lockVersion || locks[0].Inode != uint32(st.Ino) {
-			t.Fatalf("released %+v; want chunk %d locked by line %d for inode %d", locks, chunk, lockVersion, st.Ino)
+		if len(locks) != 1 || locks[0].Chunk != chunk || locks[0].Version != lockVersion || locks[0].Inode != uint32(d.Inode) {
+			t.Fatalf("released %+v; want chunk %d locked by line %d for inode %d", locks, chunk, lockVersion, d.Inode)
 		}
 	}
 
@@ -119,33 +85,9 @@ func realDanglingLock(t *testing.T, folded bool) {
 	if v < minServe {
 		t.Fatalf("the restarted master serves version %d; want at least %d (our UNLOCK loaded)", v, minServe)
 	}
-	// Write into the file's existing chunk (no O_TRUNC: a truncation to 0 would drop the chunk
-	// instead of writing it).
-	f, err := os.OpenFile(file, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write([]byte("second\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
 	// The master granted the chunk again: a new WRITE of that inode, timestamped before the
 	// dangling lock would have expired (lockTS + 120): only the appended UNLOCK allows that.
-	after, err := os.ReadFile(logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var granted uint64
-	for _, sm := range writeRE.FindAllSubmatch(after, -1) {
-		if v, _ := strconv.ParseUint(string(sm[1]), 10, 64); v > lockVersion {
-			granted, _ = strconv.ParseUint(string(sm[2]), 10, 64)
-		}
-	}
-	if granted == 0 {
-		t.Fatalf("no new WRITE of inode %d in the restarted master's changelog:\n%s", st.Ino, after[max(0, len(after)-600):])
-	}
+	granted := d.WriteAgain(t)
 	if granted >= lockTS+uint64(LockTimeout/time.Second) {
 		t.Fatalf("the chunk was granted at %d, after the dangling lock expired on its own (%d + %d): the UNLOCK did not release it",
 			granted, lockTS, int(LockTimeout/time.Second))
