@@ -237,7 +237,7 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	n.log.Info("lease taken", "epoch", epoch)
 	abort := func(err error) (*term, error) { return n.abandon(t, "promotion failed", err) }
 	// A switchover (the lease handed to this node) claims the VIP only once mfsmaster accepts:
-	// the old master stopped cleanly and dropped the VIP first, so a client's reconnection
+	// the old master dropped the VIP before it stopped mfsmaster, so a client's reconnection
 	// meets silence and its SYN, resent after 1 s, reaches the new master; claimed first, it
 	// is refused at once and the client sleeps 2 s (issue 11 measured 0.7 s against that).
 	// After a failure the VIP comes first (see above), unless this standby's mfsmaster loads
