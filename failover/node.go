@@ -208,27 +208,32 @@ func (n *Node) takeLocal(ctx context.Context, what string, until time.Time) (*te
 			restored = why
 		}
 	}
+	// giveUp handles a try that could not decide (why, with its cause as key=val): past until
+	// the node stands by (true); before, it waits a moment to try again (false).
+	giveUp := func(why, key string, val any) bool {
+		if !until.IsZero() && time.Now().After(until) {
+			n.log.Warn(what+": "+why+"; standing by", key, val)
+			return true
+		}
+		n.log.Warn(what+": "+why+"; retrying", key, val)
+		sleep(ctx, min(time.Second, n.cfg.RenewEvery))
+		return false
+	}
 	for ctx.Err() == nil {
 		rec, rev, err := n.d.Lease.Read(ctx)
 		if err != nil {
-			if !until.IsZero() && time.Now().After(until) {
-				n.log.Warn(what+": cannot read the lease; standing by", "err", err)
+			if giveUp("cannot read the lease", "err", err) {
 				return nil, nil
 			}
-			n.log.Warn(what+": cannot read the lease; retrying", "err", err)
-			sleep(ctx, min(time.Second, n.cfg.RenewEvery))
 			continue
 		}
 		n.promiser.ObserveEpoch(rec.Epoch)
 		mine := rev != 0 && rec.Holder == n.cfg.Name && rec.State != StateReleased
 		if rev == 0 {
 			if ok, why := n.mayTakeExpired(ctx); !ok {
-				if !until.IsZero() && time.Now().After(until) {
-					n.log.Warn(what+": the lease is free but this node may not take it; standing by", "why", why)
+				if giveUp("the lease is free but this node may not take it", "why", why) {
 					return nil, nil
 				}
-				n.log.Info(what+": the lease is free but this node may not take it yet", "why", why)
-				sleep(ctx, min(time.Second, n.cfg.RenewEvery))
 				continue
 			}
 		}
@@ -241,12 +246,9 @@ func (n *Node) takeLocal(ctx context.Context, what string, until time.Time) (*te
 		}
 		ok, why, err := n.localContinues(ctx)
 		if err != nil {
-			if !until.IsZero() && time.Now().After(until) {
-				n.log.Warn(what+": cannot compare the local files with the stream; standing by", "err", err)
+			if giveUp("cannot compare the local files with the stream", "err", err) {
 				return nil, nil
 			}
-			n.log.Warn(what+": cannot compare the local files with the stream; retrying", "err", err)
-			sleep(ctx, min(time.Second, n.cfg.RenewEvery))
 			continue
 		}
 		serveRestore := !ok && restored != ""
