@@ -28,7 +28,7 @@ MFS4_URL     := https://github.com/moosefs/moosefs/archive/refs/tags/v$(MFS4_VER
 # The packages whose tests run the real MooseFS: run a second time against 4.59.2.
 REAL_MOOSEFS_PKGS := ./shipper ./restorer ./failover ./deploy/lab/... ./internal/mfstest ./internal/snapshot ./internal/mlproto ./internal/chunklock
 
-.PHONY: all build deps test rules deb deb-test bench-chart fuzz vet demo demo-clean bench clean
+.PHONY: all build deps test rules deb deb-test bench-chart fuzz vet demo demo-clean bench bench-scale clean
 
 all: build
 
@@ -70,6 +70,12 @@ fuzz:
 
 bench: deps build
 	$(GO) run ./cmd/mfsha-bench -out BENCHMARKS.md -mfsha $(BIN)
+
+# Issue 13's figures per size of a realistic tree (1M and 10M inodes; SCALE_INODES to change,
+# e.g. 1000000,10000000,30000000 with 16 GB free). Trees are kept in /var/tmp/mfsha-scale.
+SCALE_INODES ?= 1000000,10000000
+bench-scale: deps build
+	$(GO) run ./cmd/mfsha-bench -only scale -scale-inodes $(SCALE_INODES) -out BENCHMARKS-scale.md -mfsha $(BIN)
 
 # Redraws BENCHMARKS-failover.svg from the failover table of BENCHMARKS.md (make bench draws it too).
 bench-chart:

@@ -23,6 +23,26 @@ const failoverWindow = 30 * time.Second
 // mfsha's standby take the load before the kill, as under a client that never pauses.
 const writerLead = 3 * time.Second
 
+// seedSpec is the metadata a failover measurement starts from, and how long it watches.
+type seedSpec struct {
+	inodes int
+	tree   string        // a metadata.mfs made by lab.MakeTree (scale.go); "": lab.SeedMaster's files in one directory
+	window time.Duration // the writer runs this long after the fault, and its gaps count in it
+}
+
+// flat is the seed of the failover and faults sections: inodes files in one directory,
+// watched for failoverWindow.
+func flat(inodes int) seedSpec { return seedSpec{inodes: inodes, window: failoverWindow} }
+
+// plant puts the seed's metadata into host's master DATA_PATH.
+func (sd seedSpec) plant(ctx context.Context, l *lab.Lab, host string) error {
+	if sd.tree == "" {
+		_, err := l.SeedMaster(ctx, host, 4242, sd.inodes, time.Now().Unix())
+		return err
+	}
+	return l.SeedMasterFile(host, sd.tree)
+}
+
 // felt is one failover as the continuous writer on the client felt it.
 type felt struct {
 	floor    time.Duration   // mfsmaster's own start on that metadata, to its first answer (measured in the baseline's lab)
@@ -147,10 +167,10 @@ func startClients(ctx context.Context, l *lab.Lab) error {
 }
 
 // throughFailover starts the continuous writer on the client, injects the fault with kill
-// writerLead later, and stops the writer failoverWindow after it. It returns what the writer
+// writerLead later, and stops the writer window after it. It returns what the writer
 // did and the instant of the fault.
-func throughFailover(ctx context.Context, l *lab.Lab, kill func() error) (ha.WriterResult, time.Time, error) {
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+func throughFailover(ctx context.Context, l *lab.Lab, window time.Duration, kill func() error) (ha.WriterResult, time.Time, error) {
+	wctx, cancel := context.WithTimeout(ctx, window+time.Minute)
 	defer cancel()
 	wr, err := ha.StartWriter(wctx, l, lab.HostClient, "writer")
 	if err != nil {
@@ -163,7 +183,7 @@ func throughFailover(ctx context.Context, l *lab.Lab, kill func() error) (ha.Wri
 		return ha.WriterResult{}, killed, fmt.Errorf("the fault on %s: %w", lab.HostMasterA, err)
 	}
 	select {
-	case <-time.After(time.Until(killed.Add(failoverWindow))):
+	case <-time.After(time.Until(killed.Add(window))):
 	case <-ctx.Done():
 		wr.Stop()
 		return ha.WriterResult{}, killed, ctx.Err()
@@ -181,18 +201,18 @@ func readBack(ctx context.Context, l *lab.Lab, res ha.WriterResult) error {
 // keepalivedFailover measures the baseline: keepalived moves the VIP to mb, whose notify
 // script runs mfsmaster -a on mb's metalogger files.
 func keepalivedFailover(ctx context.Context, dir string, inodes int) (felt, error) {
-	return keepalivedFault(ctx, dir, inodes, killSpec)
+	return keepalivedFault(ctx, dir, flat(inodes), killSpec)
 }
 
 // keepalivedFault is keepalivedFailover under fault f.
-func keepalivedFault(ctx context.Context, dir string, inodes int, f faultSpec) (felt, error) {
+func keepalivedFault(ctx context.Context, dir string, sd seedSpec, f faultSpec) (felt, error) {
 	var s felt
 	l, down, err := benchLab(ctx, "bka", dir, lab.DefaultHosts())
 	if err != nil {
 		return s, err
 	}
 	defer down()
-	if _, err := l.SeedMaster(ctx, lab.HostMasterA, 4242, inodes, time.Now().Unix()); err != nil {
+	if err := sd.plant(ctx, l, lab.HostMasterA); err != nil {
 		return s, err
 	}
 	t0 := time.Now()
@@ -218,7 +238,7 @@ func keepalivedFault(ctx context.Context, dir string, inodes int, f faultSpec) (
 	}
 	ml := l.MetaloggerDataDir(lab.HostMasterB)
 	last := []byte(fmt.Sprintf("%d: ", mv-1))
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(2*time.Minute + 2*s.floor)
 	for {
 		b, _ := os.ReadFile(filepath.Join(ml, "changelog_ml.0.mfs"))
 		_, metaErr := os.Stat(filepath.Join(ml, "metadata_ml.mfs.back"))
@@ -231,14 +251,14 @@ func keepalivedFault(ctx context.Context, dir string, inodes int, f faultSpec) (
 		time.Sleep(100 * time.Millisecond)
 	}
 	var killed time.Time
-	s.writer, killed, err = throughFailover(ctx, l, func() error { return f.keepalived(ctx, l) })
+	s.writer, killed, err = throughFailover(ctx, l, sd.window, func() error { return f.keepalived(ctx, l) })
 	if err != nil {
 		return s, err
 	}
 	if f.resume != nil {
 		f.resume(l)
 	}
-	s.stalls = s.writer.Stalls(killed, failoverWindow)
+	s.stalls = s.writer.Stalls(killed, sd.window)
 	s.lost, s.readBack = f.readBack(ctx, l, s.writer, killed)
 	return s, nil
 }
@@ -246,11 +266,11 @@ func keepalivedFault(ctx context.Context, dir string, inodes int, f faultSpec) (
 // mfshaFailover measures mfsha: ship --vip on ma, standby --vip on mb, three NATS servers.
 // Its floor is the baseline's (the same metadata, measured in the baseline's lab).
 func mfshaFailover(ctx context.Context, dir, bin string, inodes int) (felt, error) {
-	return mfshaFault(ctx, dir, bin, inodes, killSpec, nil)
+	return mfshaFault(ctx, dir, bin, flat(inodes), killSpec, nil)
 }
 
 // mfshaFault is mfshaFailover under fault f, the nodes started with flags.
-func mfshaFault(ctx context.Context, dir, bin string, inodes int, f faultSpec, flags []string) (felt, error) {
+func mfshaFault(ctx context.Context, dir, bin string, sd seedSpec, f faultSpec, flags []string) (felt, error) {
 	var s felt
 	l, down, err := benchLab(ctx, "bmf", dir, append(lab.DefaultHosts(), lab.NATSHosts()...))
 	if err != nil {
@@ -261,7 +281,7 @@ func mfshaFault(ctx context.Context, dir, bin string, inodes int, f faultSpec, f
 	if err != nil {
 		return s, err
 	}
-	if _, err := l.SeedMaster(ctx, lab.HostMasterA, 4242, inodes, time.Now().Unix()); err != nil {
+	if err := sd.plant(ctx, l, lab.HostMasterA); err != nil {
 		return s, err
 	}
 	cluster := l.Name() // the lab's secrets are for the cluster named like the lab
@@ -290,24 +310,26 @@ func mfshaFault(ctx context.Context, dir, bin string, inodes int, f faultSpec, f
 	if err := startClients(ctx, l); err != nil {
 		return s, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	// A standby's first materialization downloads and folds the whole metadata: minutes at
+	// tens of millions of inodes.
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute+time.Duration(sd.inodes/1000)*20*time.Millisecond)
 	defer cancel()
 	if err := ha.WaitCaughtUp(cctx, lease, lab.HostMasterB); err != nil {
 		return s, err
 	}
 	var killed time.Time
-	s.writer, killed, err = throughFailover(ctx, l, func() error { return f.mfsha(ctx, l, mfshaCluster{bin: bin, name: cluster, urls: urls}) })
+	s.writer, killed, err = throughFailover(ctx, l, sd.window, func() error { return f.mfsha(ctx, l, mfshaCluster{bin: bin, name: cluster, urls: urls}) })
 	if err != nil {
 		return s, err
 	}
 	if f.resume != nil {
 		f.resume(l)
 	}
-	s.stalls = s.writer.Stalls(killed, failoverWindow)
+	s.stalls = s.writer.Stalls(killed, sd.window)
 	mctx, cancel2 := context.WithTimeout(ctx, time.Minute)
 	defer cancel2()
 	if _, err := ha.WaitMaster(mctx, lease, lab.HostMasterB); err != nil {
-		return s, fmt.Errorf("mb not master within a minute after the writer's %v window: %w", failoverWindow, err)
+		return s, fmt.Errorf("mb not master within a minute after the writer's %v window: %w", sd.window, err)
 	}
 	s.lost, s.readBack = f.readBack(ctx, l, s.writer, killed)
 	return s, nil

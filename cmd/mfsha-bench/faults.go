@@ -140,13 +140,13 @@ func faultsSection(ctx context.Context, w *strings.Builder, dir, bin, only strin
 		if f.keepalived != nil {
 			fmt.Printf("%s: keepalived baseline...\n", f.name)
 			var err error
-			if k, err = keepalivedFault(ctx, filepath.Join(dir, fmt.Sprintf("kaf%d", i)), inodes, f); err != nil {
+			if k, err = keepalivedFault(ctx, filepath.Join(dir, fmt.Sprintf("kaf%d", i)), flat(inodes), f); err != nil {
 				return fmt.Errorf("keepalived, %s: %w", f.name, err)
 			}
 			fmt.Printf("  keepalived: %s\n", k)
 		}
 		fmt.Printf("%s: mfsha...\n", f.name)
-		m, err := mfshaFault(ctx, filepath.Join(dir, fmt.Sprintf("mff%d", i)), bin, inodes, f, fastFlags)
+		m, err := mfshaFault(ctx, filepath.Join(dir, fmt.Sprintf("mff%d", i)), bin, flat(inodes), f, fastFlags)
 		if err != nil {
 			return fmt.Errorf("mfsha, %s: %w", f.name, err)
 		}

@@ -30,13 +30,20 @@ func main() {
 	lines := flag.Int("lines", 1000000, "changelog `lines` for the throughput run")
 	rate := flag.Int("rate", 50000, "steady `lines/s` for the latency run")
 	dur := flag.Duration("duration", 10*time.Second, "`length` of the latency run")
-	only := flag.String("only", "", "run only this `section`: ship, shipcpu, snapshot, standby, restore, failover or faults")
+	only := flag.String("only", "", "run only this `section`: ship, shipcpu, snapshot, standby, restore, failover, faults, or scale (run only when named: make bench-scale)")
 	bin := flag.String("mfsha", "bin/mfsha", "the mfsha `binary` the failover section runs in the lab")
 	sizes := flag.String("failover-inodes", "1000,1000000", "failover section: metadata `sizes` (inodes), comma-separated")
 	child := flag.Int64("snapshot-child", 0, "internal: upload a synthetic snapshot of this many `bytes` and print peak RSS")
 	childDir := flag.String("snapshot-dir", "", "internal: directory for -snapshot-child")
 	chartOnly := flag.Bool("chart-only", false, "measure nothing: redraw the failover chart from the table in -out")
 	faultOnly := flag.String("fault", "", "faults section: only the faults whose name contains this `text`")
+	scaleSizes := flag.String("scale-inodes", "1000000,10000000", "scale section: sizes of the realistic trees (inodes), comma-separated")
+	scaleCache := flag.String("scale-cache", "/var/tmp/mfsha-scale", "scale section: `directory` keeping the trees between runs")
+	scaleRate := flag.Int("scale-rate", 5000, "scale section: the master's changelog `lines/s` while the standby is watched")
+	scaleWindow := flag.Duration("scale-window", 3*time.Minute, "scale section: how `long` the standby is watched")
+	scaleFailover := flag.Bool("scale-failover", true, "scale section: also measure the client stall, mfsha against keepalived")
+	snapFile := flag.String("snapshot-file", "", "internal: upload this metadata `file` to -snapshot-dir's server and print peak RSS")
+	snapGet := flag.Bool("snapshot-get", false, "internal: download the snapshot stored in -snapshot-dir's server and print peak RSS")
 	flag.Parse()
 	if *chartOnly {
 		rows, err := readFailoverTable(*out)
@@ -50,6 +57,19 @@ func main() {
 		fmt.Printf("wrote %s\n", chartPath(*out))
 		return
 	}
+	if *snapFile != "" || *snapGet {
+		var err error
+		if *snapGet {
+			err = snapshotGetChild(*childDir)
+		} else {
+			err = snapshotFileChild(*snapFile, *childDir)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *child > 0 {
 		if err := snapshotChild(*child, *childDir); err != nil {
 			fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
@@ -59,19 +79,37 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var inodes []int
-	for _, f := range strings.Split(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			fmt.Fprintf(os.Stderr, "mfsha-bench: -failover-inodes %q: want positive numbers\n", *sizes)
-			os.Exit(2)
+	inodes := sizeList("-failover-inodes", *sizes)
+	if *only == "scale" {
+		c := scaleConfig{sizes: sizeList("-scale-inodes", *scaleSizes), cache: *scaleCache, rate: *scaleRate, window: *scaleWindow, failover: *scaleFailover}
+		abs, err := filepath.Abs(*bin)
+		if err == nil {
+			err = runScale(ctx, *out, abs, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		}
-		inodes = append(inodes, n)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(ctx, *out, *only, *faultOnly, *bin, inodes, *lines, *rate, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "mfsha-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// sizeList parses flag name's comma-separated inode counts, or exits.
+func sizeList(name, list string) []int {
+	var sizes []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "mfsha-bench: %s %q: want positive numbers\n", name, list)
+			os.Exit(2)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
 }
 
 func run(ctx context.Context, out, only, faultOnly, bin string, inodes []int, lines, rate int, dur time.Duration) error {

@@ -35,6 +35,7 @@ type env struct {
 	signer   *sign.Signer
 	verifier *sign.Verifier
 	keyPath  string // the signer's key file, for a shipper run as its own process
+	pubPath  string // the verifier's key file, for a standby run as its own process
 }
 
 func newEnv(dir string) (*env, error) {
@@ -42,9 +43,12 @@ func newEnv(dir string) (*env, error) {
 	if err := os.MkdirAll(keys, 0o700); err != nil {
 		return nil, err
 	}
-	privPath, pubPath, err := sign.WriteKeyPair(keys)
-	if err != nil {
-		return nil, err
+	// A second env on the same dir (a child process reading what another stored) keeps the key.
+	privPath, pubPath := filepath.Join(keys, sign.PrivateFile), filepath.Join(keys, sign.PublicFile)
+	if _, err := os.Stat(privPath); err != nil {
+		if privPath, pubPath, err = sign.WriteKeyPair(keys); err != nil {
+			return nil, err
+		}
 	}
 	signer, err := sign.LoadSigner(privPath)
 	if err != nil {
@@ -68,7 +72,7 @@ func newEnv(dir string) (*env, error) {
 		return nil, err
 	}
 	return &env{dir: dir, nc: nc, js: js, stop: func() { nc.Close(); srv.Shutdown(); srv.WaitForShutdown() },
-		signer: signer, verifier: verifier, keyPath: privPath}, nil
+		signer: signer, verifier: verifier, keyPath: privPath, pubPath: pubPath}, nil
 }
 
 type throughput struct {

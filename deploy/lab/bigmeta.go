@@ -155,3 +155,49 @@ func (l *Lab) SeedMaster(ctx context.Context, host string, metaID uint64, inodes
 	}
 	return MakeMetadata(ctx, l.cfg.MooseFS.Path("mfsmaster"), dir, metaID, inodes, ts)
 }
+
+// SeedMasterFile puts the metadata file meta (one made by MakeTree, say) into host's master
+// DATA_PATH as metadata.mfs, replacing what is there: hard-linked when on the same file
+// system (mfsmaster never writes a loaded file in place), else copied.
+func (l *Lab) SeedMasterFile(host, meta string) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	dir := l.MasterDataDir(host)
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	dst := filepath.Join(dir, "metadata.mfs")
+	if err := os.Link(meta, dst); err == nil {
+		return nil
+	}
+	if err := copyFile(meta, dst); err != nil {
+		return fmt.Errorf("seed %s's master with %s: %w", host, meta, err)
+	}
+	return nil
+}
+
+// copyFile copies src to dst (new), synced.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

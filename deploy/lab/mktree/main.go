@@ -61,7 +61,7 @@ func main() {
 		if err == nil {
 			var took time.Duration
 			var rss int64
-			took, rss, err = foldCost(ctx, *master, meta, version, uint32(spec.Inodes+1), *foldLines)
+			took, rss, err = lab.FoldCost(ctx, *master, meta, version, uint32(spec.Inodes+1), *foldLines)
 			if err == nil {
 				fmt.Printf("fold of %d lines onto it: %.1f s, peak RSS %d MB\n", *foldLines, took.Seconds(), rss>>20)
 			}
@@ -72,7 +72,7 @@ func main() {
 		}
 	}
 	if *load {
-		took, rss, err := loadCost(ctx, *master, meta)
+		took, rss, err := lab.LoadCost(ctx, *master, meta)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "mktree:", err)
 			os.Exit(1)

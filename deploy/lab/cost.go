@@ -1,9 +1,8 @@
-package main
+package lab
 
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,11 +14,11 @@ import (
 	"time"
 )
 
-// foldCost folds n CREATE lines (new files in the root, inodes after the tree's last one) onto
+// FoldCost folds n CREATE lines (new files in the root, inodes after the tree's last one) onto
 // the metadata file meta with `mfsmaster -a restore`, as a standby's round does, and returns
 // its duration and mfsmaster's peak RSS in bytes. version is meta's version, lastInode the
 // tree's last inode.
-func foldCost(ctx context.Context, master, meta string, version uint64, lastInode uint32, n int) (time.Duration, int64, error) {
+func FoldCost(ctx context.Context, master, meta string, version uint64, lastInode uint32, n int) (time.Duration, int64, error) {
 	work, err := os.MkdirTemp(filepath.Dir(meta), ".fold-cost-")
 	if err != nil {
 		return 0, 0, err
@@ -57,10 +56,10 @@ func foldCost(ctx context.Context, master, meta string, version uint64, lastInod
 	return took, maxRSS(cmd), nil
 }
 
-// loadCost starts mfsmaster serving meta (a copy in a work directory; ports on 127.0.0.1
+// LoadCost starts mfsmaster serving meta (a copy in a work directory; ports on 127.0.0.1
 // only) and returns how long it took until its client port accepted a connection, and its
 // peak RSS then (VmHWM). The master is killed afterwards.
-func loadCost(ctx context.Context, master, meta string) (time.Duration, int64, error) {
+func LoadCost(ctx context.Context, master, meta string) (time.Duration, int64, error) {
 	work, err := os.MkdirTemp(filepath.Dir(meta), ".load-cost-")
 	if err != nil {
 		return 0, 0, err
@@ -69,25 +68,44 @@ func loadCost(ctx context.Context, master, meta string) (time.Duration, int64, e
 	if err := os.Link(meta, filepath.Join(work, "metadata.mfs")); err != nil {
 		return 0, 0, fmt.Errorf("load cost: %w", err)
 	}
+	return ServeTime(ctx, master, work, false)
+}
+
+// ServeTime starts mfsmaster -a on the files in data (metadata and changelogs, as a promotion
+// hands them over; ports on 127.0.0.1 only) and returns how long it took until its client
+// port accepted a connection, and its peak RSS then (VmHWM). The master is killed afterwards,
+// or with save stopped cleanly (SIGTERM: it saves data/metadata.mfs at its version, as a
+// later load's input).
+func ServeTime(ctx context.Context, master, data string, save bool) (time.Duration, int64, error) {
 	ports, err := freePorts(3)
 	if err != nil {
 		return 0, 0, err
 	}
 	extra := fmt.Sprintf("MATOML_LISTEN_HOST = 127.0.0.1\nMATOML_LISTEN_PORT = %d\nMATOCS_LISTEN_HOST = 127.0.0.1\nMATOCS_LISTEN_PORT = %d\nMATOCL_LISTEN_HOST = 127.0.0.1\nMATOCL_LISTEN_PORT = %d\n",
 		ports[0], ports[1], ports[2])
-	cfg, err := writeConfig(work, extra)
+	cfg, err := writeConfig(data, extra)
 	if err != nil {
 		return 0, 0, err
 	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, master, "-c", cfg, "-f", "start")
+	cmd := exec.CommandContext(ctx, master, "-c", cfg, "-a", "-f", "start")
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		return 0, 0, err
 	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		if !save {
+			cmd.Process.Kill()
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Minute):
+			cmd.Process.Kill()
+			<-exited
+		}
 	}()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2]))
 	for {
@@ -98,10 +116,11 @@ func loadCost(ctx context.Context, master, meta string) (time.Duration, int64, e
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
 		}
-		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
-			return 0, 0, errors.New("load cost: mfsmaster exited before serving")
+		select {
+		case <-exited:
+			return 0, 0, fmt.Errorf("%s -a on %s exited before serving", master, data)
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	took := time.Since(start)
 	return took, vmHWM(cmd.Process.Pid), nil
