@@ -61,31 +61,7 @@ func (l *Lab) StartNATS(ctx context.Context, bin string, hosts ...string) ([]str
 		return nil, err
 	}
 	for _, h := range hosts {
-		var routes []string
-		for _, o := range hosts {
-			if o != h {
-				routes = append(routes, "nats-route://"+netip.AddrPortFrom(l.HostAddr(o), PortNATSRoute).String())
-			}
-		}
-		self := l.HostAddr(h)
-		argv := []string{bin, "nats", "--state", filepath.Join(l.HostDir(h), "mfsha"), "--nats-server-name", h,
-			"--nats-listen", netip.AddrPortFrom(self, PortNATSClient).String(),
-			"--nats-users", filepath.Join(sec, secrets.UsersFile), "--nats-ca", filepath.Join(sec, secrets.CACert),
-			"--nats-server-cert", filepath.Join(sec, secrets.HostCert(h)), "--nats-server-key", filepath.Join(sec, secrets.HostKey(h))}
-		if len(routes) > 0 {
-			argv = append(argv, "--nats-cluster-name", l.cfg.Name, "--nats-cluster-listen", netip.AddrPortFrom(self, PortNATSRoute).String(),
-				"--nats-routes", strings.Join(routes, ","))
-		}
-		dial := l.Dialer(h)
-		addr := netip.AddrPortFrom(self, PortNATSClient).String()
-		err := l.Start(ctx, ProcSpec{Host: h, Role: RoleNATS, Argv: argv, Ready: func(ctx context.Context) error {
-			c, err := dial(ctx, "tcp", addr)
-			if err != nil {
-				return err
-			}
-			return c.Close()
-		}})
-		if err != nil {
+		if err := l.Start(ctx, l.natsSpec(bin, sec, h, hosts)); err != nil {
 			return nil, err
 		}
 	}
@@ -117,6 +93,35 @@ func (l *Lab) StartNATS(ctx context.Context, bin string, hosts ...string) ([]str
 		return nil, fmt.Errorf("lab %s: NATS cluster on %v: no JetStream meta leader: %w (logs: %s)", l.cfg.Name, hosts, err, l.LogPath(hosts[0], RoleNATS))
 	}
 	return urls, nil
+}
+
+// natsSpec is the NATS node on host h of the cluster made of hosts: its state in h's
+// directory, routed to the others, ready when it accepts connections.
+func (l *Lab) natsSpec(bin, sec, h string, hosts []string) ProcSpec {
+	var routes []string
+	for _, o := range hosts {
+		if o != h {
+			routes = append(routes, "nats-route://"+netip.AddrPortFrom(l.HostAddr(o), PortNATSRoute).String())
+		}
+	}
+	self := l.HostAddr(h)
+	argv := []string{bin, "nats", "--state", filepath.Join(l.HostDir(h), "mfsha"), "--nats-server-name", h,
+		"--nats-listen", netip.AddrPortFrom(self, PortNATSClient).String(),
+		"--nats-users", filepath.Join(sec, secrets.UsersFile), "--nats-ca", filepath.Join(sec, secrets.CACert),
+		"--nats-server-cert", filepath.Join(sec, secrets.HostCert(h)), "--nats-server-key", filepath.Join(sec, secrets.HostKey(h))}
+	if len(routes) > 0 {
+		argv = append(argv, "--nats-cluster-name", l.cfg.Name, "--nats-cluster-listen", netip.AddrPortFrom(self, PortNATSRoute).String(),
+			"--nats-routes", strings.Join(routes, ","))
+	}
+	dial := l.Dialer(h)
+	addr := netip.AddrPortFrom(self, PortNATSClient).String()
+	return ProcSpec{Host: h, Role: RoleNATS, Argv: argv, Ready: func(ctx context.Context) error {
+		c, err := dial(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}}
 }
 
 // ConnectNATS connects the calling process to NATS servers of the lab as the admin user (the
