@@ -210,15 +210,24 @@ func SampleVIP(l *lab.Lab, every time.Duration) *VIPSampler {
 func (s *VIPSampler) Stop() (history []string, samples int, err error) {
 	close(s.stop)
 	<-s.done
+	err = s.Conflict()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.max > 1 {
-		err = fmt.Errorf("VIP held by %v at once: %w", s.worst, lab.ErrVIPConflict)
-	}
 	if s.samples == 0 {
 		err = errors.Join(err, errors.New("no VIP sample succeeded"))
 	}
 	return s.changes, s.samples, err
+}
+
+// Conflict returns, without stopping the sampling, an error if at any sample so far more than
+// one host held the VIP.
+func (s *VIPSampler) Conflict() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.max > 1 {
+		return fmt.Errorf("VIP held by %v at once: %w", s.worst, lab.ErrVIPConflict)
+	}
+	return nil
 }
 
 // NodeLog is the path of the node's log on host.
