@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/mfsha/mfsha/deploy/lab"
 	"github.com/mfsha/mfsha/deploy/lab/ha"
-	"github.com/mfsha/mfsha/failover"
 )
 
 // TestFailoverHungMaster: mfsmaster on ma stops answering (SIGSTOP): ma's node sees its
@@ -71,50 +68,12 @@ func TestFailoverNATSLeaderKilled(t *testing.T) {
 	c.waitFailsafeArmed(ctx, lab.HostMasterA)
 	pids, err := c.l.Procs(lab.HostMasterA, "mfsmaster")
 	c.must("mfsmaster on ma", err)
-	nc, err := c.l.ConnectNATS(lab.HostClient, c.urls...)
-	c.must("connect", err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	c.must("jetstream", err)
-	leader, err := streamLeader(ctx, js, c.lease.StreamName())
-	c.must("the lease stream's leader", err)
-	if !slices.Contains([]string{lab.HostNATS1, lab.HostNATS2, lab.HostNATS3}, leader) {
-		t.Fatalf("the lease stream's leader is %q; want one of the NATS hosts", leader)
-	}
-	killed := time.Now()
-	c.must("kill -9 NATS on "+leader, c.l.KillProcess(ctx, leader, lab.RoleNATS))
-	c.write(ctx, "after-nats-kill")
-	t.Logf("a write issued right after kill -9 of NATS on %s (the lease's leader) completed %v later", leader, time.Since(killed).Round(10*time.Millisecond))
-	// Past the lease's TTL and a Raft election.
-	time.Sleep(15 * time.Second)
-	var rec failover.LeaseRecord
-	for {
-		r, rev, err := c.lease.Read(ctx)
-		if err == nil && rev != 0 && r.State == failover.StateMaster {
-			rec = r
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("no serving master after the NATS kill: %+v, %v", r, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if rec.Holder != lab.HostMasterA {
-		t.Fatalf("after kill -9 of NATS on %s the lease is %s's at epoch %d: a failover of a healthy master", leader, rec.Holder, rec.Epoch)
-	}
-	if now, err := c.l.Procs(lab.HostMasterA, "mfsmaster"); err != nil || !slices.Equal(now, pids) {
-		t.Fatalf("mfsmaster on ma: pids %v (%v), were %v: the master was restarted", now, err, pids)
-	}
-	log, _ := os.ReadFile(ha.NodeLog(c.l, lab.HostMasterA))
-	if strings.Contains(string(log), "fenced") {
-		t.Fatalf("ma's node fenced itself after the NATS kill")
-	}
-	t.Logf("after kill -9 of NATS on %s: same holder ma, same mfsmaster; epoch %d (was %d); ma's renewals failed: %v; served on failsafe promises: %v; lease taken again on promises: %v",
-		leader, rec.Epoch, epoch, strings.Contains(string(log), "lease renewal failed"), strings.Contains(string(log), "on_promises=true"),
-		strings.Contains(string(log), "taken again on the failsafe promises"))
+	js, closeJS := c.natsJS()
+	defer closeJS()
+	f, _ := c.killNATS(ctx, c.leaseLeader(ctx, js), "the lease's leader", pids, epoch)
 	c.write(ctx, "after-settling")
 	c.verify(ctx)
-	c.stopWriter(ctx, fault{"kill -9 of NATS on " + leader + " (the lease's leader)", killed})
+	c.stopWriter(ctx, f)
 }
 
 // TestFailoverNATSFrozen: every NATS server stops for 3 s (SIGSTOP), long enough for ma's
