@@ -154,7 +154,7 @@ func TestFailoverEachNATSNodeKilled(t *testing.T) {
 		epochs = append(epochs, fmt.Sprintf("%s: %d -> %d", host, before, epoch))
 		c.restartNATS(ctx, host)
 	}
-	t.Logf("lease epochs per kill: %s", strings.Join(epochs, "; "))
+	t.Logf("MooseFS %s: lease epochs per kill: %s", c.l.MooseFS(), strings.Join(epochs, "; "))
 	c.write(ctx, "after-settling")
 	c.verify(ctx)
 	c.stopWriter(ctx, faults...)
