@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // membersKey is the one key of the members bucket.
@@ -52,15 +54,36 @@ func (l *Lease) WriteMembers(ctx context.Context, r MembersRecord) error {
 // Members reads the members record from its stream's leader; found is false when no holder
 // has written one (a cluster whose holders never ran with failsafe).
 func (l *Lease) Members(ctx context.Context) (r MembersRecord, found bool, err error) {
+	r, rev, err := l.MembersAt(ctx)
+	return r, rev != 0, err
+}
+
+// MembersAt is Members with the record's revision; 0 when there is none (never written, or
+// forgotten).
+func (l *Lease) MembersAt(ctx context.Context) (r MembersRecord, rev uint64, err error) {
 	if l.members == nil {
-		return MembersRecord{}, false, nil
+		return MembersRecord{}, 0, nil
 	}
-	b, _, found, err := l.leaderGet(ctx, l.members, membersKey)
+	b, rev, found, err := l.leaderGet(ctx, l.members, membersKey)
 	if err != nil || !found {
-		return MembersRecord{}, false, err
+		return MembersRecord{}, 0, err
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
-		return MembersRecord{}, false, fmt.Errorf("failsafe members record: %w", err)
+		return MembersRecord{}, 0, fmt.Errorf("failsafe members record at revision %d: %w", rev, err)
 	}
-	return r, true, nil
+	return r, rev, nil
+}
+
+// ForgetMembers deletes the members record if it is still the one at revision rev (read with
+// MembersAt). Then any node may take an expired lease, without waiting for promises: an
+// admin's act, for when every node the record lists is gone for good (no listed node is left
+// to take the lease, and none serves on promises). The next holder writes a new record.
+func (l *Lease) ForgetMembers(ctx context.Context, rev uint64) error {
+	if l.members == nil {
+		return errors.New("forget the failsafe members: the members bucket is not open")
+	}
+	if err := l.members.Delete(ctx, membersKey, jetstream.LastRevision(rev)); err != nil {
+		return fmt.Errorf("forget the failsafe members record at revision %d: %w", rev, err)
+	}
+	return nil
 }
