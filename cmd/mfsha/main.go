@@ -37,6 +37,7 @@ var commands = []struct {
 	{"standby", "keep a metadata.mfs materialized from the stream, ready for a promotion", func() command { return &standbyCommand{} }},
 	{"status", "show the lease, the nodes, the stream's timelines and snapshots", func() command { return &statusCommand{} }},
 	{"switchover", "hand the master role to a standby, with nothing lost", func() command { return &switchoverCommand{} }},
+	{"members", "list the failover nodes that may take an expired lease; --forget them once all are gone", func() command { return &membersCommand{} }},
 	{"version", "print the version, commit and Go version of this build (also: --version)", func() command { return &versionCommand{} }},
 }
 
