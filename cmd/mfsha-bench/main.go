@@ -42,6 +42,7 @@ func main() {
 	scaleRate := flag.Int("scale-rate", 5000, "scale section: the master's changelog `lines/s` while the standby is watched")
 	scaleWindow := flag.Duration("scale-window", 3*time.Minute, "scale section: how `long` the standby is watched")
 	scaleFailover := flag.Bool("scale-failover", true, "scale section: also measure the client stall, mfsha against keepalived")
+	scaleKeep := flag.Bool("scale-keep", false, "scale section: keep the work directory (labs, standby, promoted files) for a post-mortem")
 	snapFile := flag.String("snapshot-file", "", "internal: upload this metadata `file` to -snapshot-dir's server and print peak RSS")
 	snapGet := flag.Bool("snapshot-get", false, "internal: download the snapshot stored in -snapshot-dir's server and print peak RSS")
 	flag.Parse()
@@ -81,7 +82,7 @@ func main() {
 	defer stop()
 	inodes := sizeList("-failover-inodes", *sizes)
 	if *only == "scale" {
-		c := scaleConfig{sizes: sizeList("-scale-inodes", *scaleSizes), cache: *scaleCache, rate: *scaleRate, window: *scaleWindow, failover: *scaleFailover}
+		c := scaleConfig{sizes: sizeList("-scale-inodes", *scaleSizes), cache: *scaleCache, rate: *scaleRate, window: *scaleWindow, failover: *scaleFailover, keep: *scaleKeep}
 		abs, err := filepath.Abs(*bin)
 		if err == nil {
 			err = runScale(ctx, *out, abs, c, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -22,6 +22,7 @@ type scaleConfig struct {
 	rate     int           // the master's changelog during the standby's window, lines/s
 	window   time.Duration // how long the standby is watched
 	failover bool          // also the client stall, mfsha against keepalived (two labs per size)
+	keep     bool          // keep the work directory (labs, standby, promoted files) for a post-mortem
 }
 
 // treeMade is what making a tree cost, kept beside it in the cache (tree.json).
@@ -82,7 +83,11 @@ func runScale(ctx context.Context, out, bin string, c scaleConfig, log *slog.Log
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if c.keep {
+		fmt.Printf("work directory (kept): %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	var rows []scaleRow
 	var lost []error
 	for _, n := range c.sizes {
@@ -103,8 +108,10 @@ func runScale(ctx context.Context, out, bin string, c scaleConfig, log *slog.Log
 		if err := os.WriteFile(out, []byte(scaleReport(c, rows)), 0o644); err != nil {
 			return err
 		}
-		if err := os.RemoveAll(filepath.Join(dir, fmt.Sprint(n))); err != nil {
-			return err
+		if !c.keep {
+			if err := os.RemoveAll(filepath.Join(dir, fmt.Sprint(n))); err != nil {
+				return err
+			}
 		}
 	}
 	fmt.Printf("wrote %s\n", out)
@@ -139,8 +146,8 @@ func scaleOne(ctx context.Context, dir, bin string, c scaleConfig, n int, log *s
 	if err != nil {
 		return r, fmt.Errorf("standby: %w", err)
 	}
-	fmt.Printf("  standby: CPU %.1f%% of a core, %d folds (mean %.1f s, mfsmaster %d MB), pending p50 %.0f max %.0f lines, promotion %.2f s (%d lines) against a load of %.2f s\n",
-		r.sb.cpu, r.sb.folds, r.sb.foldMean, r.sb.foldRSS>>20, r.sb.pendingP50, r.sb.pendingMax, r.sb.promote.Seconds(), r.sb.promoteLines, r.sb.promoteFloor.Seconds())
+	fmt.Printf("  standby: CPU %.1f%% of a core, %d folds (mean %.1f s, mfsmaster %d MB), pending p50 %.0f max %.0f lines, promotion %.2f s (%.2f s to hand over, %d lines) against a load of %.2f s\n",
+		r.sb.cpu, r.sb.folds, r.sb.foldMean, r.sb.foldRSS>>20, r.sb.pendingP50, r.sb.pendingMax, r.sb.promote.Seconds(), r.sb.handOver.Seconds(), r.sb.promoteLines, r.sb.promoteFloor.Seconds())
 
 	fmt.Printf("  restore of the tree + %d lines...\n", r.sb.last+1-r.sb.snapVersion)
 	r.restoreLocal, r.restore, err = restoreVsLocal(ctx, r.sb.env, r.sb.cluster, filepath.Join(dir, "restore"), r.sb.src, r.sb.snapVersion, r.sb.last, false, log)
@@ -150,10 +157,10 @@ func scaleOne(ctx context.Context, dir, bin string, c scaleConfig, n int, log *s
 	fmt.Printf("  restore: from the stream %.1f s, local mfsmaster -a restore %.1f s\n", r.restore.Seconds(), r.restoreLocal.Seconds())
 	r.sb.env.stop()
 	r.sb.env = nil
-	if err := os.RemoveAll(filepath.Join(dir, "standby")); err != nil {
+	if err := removeUnlessKept(c, filepath.Join(dir, "standby")); err != nil {
 		return r, err
 	}
-	if err := os.RemoveAll(filepath.Join(dir, "restore")); err != nil {
+	if err := removeUnlessKept(c, filepath.Join(dir, "restore")); err != nil {
 		return r, err
 	}
 
@@ -161,7 +168,7 @@ func scaleOne(ctx context.Context, dir, bin string, c scaleConfig, n int, log *s
 		return r, err
 	}
 	fmt.Printf("  snapshot: upload %.0f MB/s (RSS %d MB), download %.0f MB/s (RSS %d MB)\n", r.up.mbps(), r.up.hwm>>20, r.down.mbps(), r.down.hwm>>20)
-	if err := os.RemoveAll(filepath.Join(dir, "snap")); err != nil {
+	if err := removeUnlessKept(c, filepath.Join(dir, "snap")); err != nil {
 		return r, err
 	}
 
@@ -182,6 +189,15 @@ func scaleOne(ctx context.Context, dir, bin string, c scaleConfig, n int, log *s
 	}
 	fmt.Printf("  mfsha: %s\n", r.mf)
 	return r, nil
+}
+
+// removeUnlessKept removes path, a measurement's files, unless c keeps them: at 10M inodes
+// and more they fill a disk.
+func removeUnlessKept(c scaleConfig, path string) error {
+	if c.keep {
+		return nil
+	}
+	return os.RemoveAll(path)
 }
 
 // scaleReport is BENCHMARKS-scale.md for the rows measured so far.

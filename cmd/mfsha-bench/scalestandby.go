@@ -43,6 +43,7 @@ type standbyScale struct {
 	ageMax            float64 // lag_seconds at worst: age of the newest line while lines wait
 
 	promote      time.Duration // Finish + HandOver + mfsmaster -a until its client port accepts
+	handOver     time.Duration // of which Finish and HandOver (the last lines copied, the files moved)
 	promoteLines uint64        // lines the promoted master replayed
 	promoteFloor time.Duration // mfsmaster's plain load of the same metadata, all lines folded
 
@@ -247,10 +248,14 @@ func standbyAtScale(ctx context.Context, dir, bin, meta string, inodes, rate int
 	if err := sb.HandOver(data); err != nil {
 		return r, fmt.Errorf("promotion: %w", err)
 	}
-	if _, _, err := lab.ServeTime(ctx, master.Path, data, true); err != nil {
+	r.handOver = time.Since(t0)
+	// ServeTime returns once the master saved its metadata (the floor's input); its own
+	// figure ends when the master accepted.
+	serve, _, err := lab.ServeTime(ctx, master.Path, data, true)
+	if err != nil {
 		return r, fmt.Errorf("promotion: %w", err)
 	}
-	r.promote = time.Since(t0)
+	r.promote = r.handOver + serve
 	r.promoteLines = newest + 1 - pos.Version
 	if h, err := metafile.Check(filepath.Join(data, "metadata.mfs")); err != nil || h.Version != r.last+1 {
 		return r, fmt.Errorf("the promoted master saved %+v (%v), want version %d", h, err, r.last+1)
