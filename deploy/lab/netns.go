@@ -139,3 +139,13 @@ type DialFunc func(ctx context.Context, network, address string) (net.Conn, erro
 func isNoDevice(err error) bool {
 	return errors.Is(err, syscall.ENODEV)
 }
+
+// InHost runs fn on an OS thread inside the host's network namespace, as a process on that
+// host would run it: sockets fn opens (a listener, a raw socket, a netlink socket) belong to
+// the host's network and stay so after fn returns.
+func (l *Lab) InHost(host string, fn func() error) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	return inNetns(l.NetnsPath(host), fn)
+}
