@@ -25,6 +25,7 @@ import (
 	"github.com/mfsha/mfsha/internal/secrets"
 	"github.com/mfsha/mfsha/internal/sign"
 	"github.com/mfsha/mfsha/internal/stream"
+	"github.com/mfsha/mfsha/internal/tickle"
 )
 
 // TestAttackerOnTheNetwork plays the attacker of issue 9 against a running failover cluster,
@@ -253,9 +254,9 @@ func (c *cluster) failsafeAttack(ctx context.Context, epoch uint64) {
 	c.t.Helper()
 	url := "http://" + netip.AddrPortFrom(c.l.HostAddr(lab.HostMasterB), 9482).String() + "/failsafe/hold"
 	client := &http.Client{Transport: &http.Transport{DialContext: c.l.Dialer(lab.HostClient), DisableKeepAlives: true}, Timeout: 5 * time.Second}
-	post := func(body []byte) (int, string) {
+	post := func(url string, body []byte) (int, string) {
 		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
-		c.must("post a hold to mb", err)
+		c.must("post to mb's failsafe endpoint", err)
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
@@ -283,8 +284,30 @@ func (c *cluster) failsafeAttack(ctx context.Context, epoch uint64) {
 		{"another cluster's key", signed, http.StatusForbidden, "failsafe message refused"},
 		{"a replayed hold", replayed, http.StatusConflict, "replayed"},
 	} {
-		if code, body := post(tc.body); code != tc.code || !strings.Contains(body, tc.want) {
+		if code, body := post(url, tc.body); code != tc.code || !strings.Contains(body, tc.want) {
 			c.t.Errorf("hold with %s: %d %q; want %d and %q", tc.what, code, body, tc.code, tc.want)
+		}
+	}
+
+	// Connection lists (tickles.go): one the attacker signed, or one for another cluster, is
+	// refused; mb would otherwise tickle whatever it names after a promotion.
+	conns := strings.TrimSuffix(url, "/hold") + "/conns"
+	list := tickle.List{Cluster: c.name, Holder: lab.HostMasterA, Epoch: epoch, Seq: 1 << 40, Conns: []tickle.Conn{
+		{Local: netip.AddrPortFrom(c.l.VIP(), 9421), Remote: netip.MustParseAddrPort("10.9.9.9:40000")}}}
+	forged, err := tickle.Seal(sign.NewSigner(foreign), list)
+	c.must("seal a list", err)
+	list.Cluster = "other"
+	otherCluster, err := tickle.Seal(own, list)
+	c.must("seal a list", err)
+	for _, tc := range []struct {
+		what, want string
+		body       []byte
+	}{
+		{"another cluster's key", "tickle list refused", forged},
+		{"the cluster's key, for another cluster", `a list for cluster "other"`, otherCluster},
+	} {
+		if code, body := post(conns, tc.body); code != http.StatusForbidden || !strings.Contains(body, tc.want) {
+			c.t.Errorf("connection list signed with %s: %d %q; want 403 and %q", tc.what, code, body, tc.want)
 		}
 	}
 }

@@ -30,7 +30,8 @@ type Failsafe struct {
 // maxFailsafeMessage bounds a hold or promise read from the network.
 const maxFailsafeMessage = 4096
 
-// FailsafeHandler answers the holder's holds (POST /failsafe/hold) with signed promises. Serve
+// FailsafeHandler answers the holder's holds (POST /failsafe/hold) with signed promises, and
+// keeps its connection lists (POST /failsafe/conns, tickles.go). Serve
 // it on FAILSAFE_LISTEN; it needs Deps.Failsafe.
 //
 // Safety: the promise is in force (Promiser.Answer) before the answer is written, and the
@@ -67,6 +68,7 @@ func (n *Node) FailsafeHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(b)
 	})
+	mux.HandleFunc("POST /failsafe/conns", n.handleConns) // tickles.go
 	return mux
 }
 

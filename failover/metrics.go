@@ -14,6 +14,7 @@ type Metrics struct {
 	FailsafeServing  prometheus.Gauge
 	FailsafePromises prometheus.Counter
 	FailsafeRefused  prometheus.Counter
+	Tickles          prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -34,11 +35,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ShipStopped:      g("ship_stopped", "1 when the master's shipper stopped with an error while the master serves."),
 		FailsafeServing:  g("failsafe_serving", "1 while this master serves on failsafe promises alone (NATS takes no renewal), else 0."),
 		FailsafePromises: c("failsafe_promises_total", "Failsafe promises this node gave a holder (not to take the lease for FAILSAFE_HOLD)."),
-		FailsafeRefused:  c("failsafe_refused_total", "Failsafe holds this node refused (unsigned, replayed, stale epoch, or it holds the lease)."),
+		FailsafeRefused:  c("failsafe_refused_total", "Failsafe holds and connection lists this node refused (unsigned, replayed, stale epoch, or it holds the lease)."),
+		Tickles:          c("tickles_total", "Tickle ACKs sent after a promotion to the last master's client connections, so that they reconnect at once."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.IsMaster, m.MasterVersion, m.Promotions, m.PromotionSeconds, m.Fences, m.Archived, m.ShipStopped,
-			m.FailsafeServing, m.FailsafePromises, m.FailsafeRefused)
+			m.FailsafeServing, m.FailsafePromises, m.FailsafeRefused, m.Tickles)
 	}
 	return m
 }

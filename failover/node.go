@@ -93,6 +93,7 @@ type Node struct {
 	cur       atomic.Pointer[term] // the term being served, nil outside serve
 	checkedAt atomic.Int64         // unix nanoseconds of the current term's last good health check
 	promiser  *failsafe.Promiser   // this node's failsafe promises (none without Deps.Failsafe)
+	tickles   tickleList           // the last master's connections on the VIP (tickles.go)
 }
 
 // New checks cfg and returns a node.

@@ -130,6 +130,7 @@ func (n *Node) serve(ctx context.Context, t *term) (healthy bool) {
 	sidecar.Go(func() { n.sidecar(sctx, t, &version, switchTo) })
 	if t.cov != nil {
 		sidecar.Go(func() { n.askHolds(sctx, t) })
+		sidecar.Go(func() { n.sendConns(sctx, t) })
 	}
 	defer func() { stopSidecar(); sidecar.Wait() }()
 	n.checkedAt.Store(0)

@@ -285,6 +285,7 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 		}
 	}
 	n.announce(ctx, t)
+	n.tickleClients(ctx, t)
 	if err := k.update(ctx, func(r *LeaseRecord) { r.State = StateMaster; r.Since = time.Now().UTC() }); err != nil {
 		return abort(fmt.Errorf("lease: %w", err))
 	}

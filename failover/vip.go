@@ -55,6 +55,9 @@ func NewVIP(addr netip.Prefix, iface string) (*VIP, error) {
 	return &VIP{addr: addr, iface: iface}, nil
 }
 
+// Addr is the VIP's address.
+func (v *VIP) Addr() netip.Addr { return v.addr.Addr() }
+
 // String returns e.g. "10.0.0.100/24 on eth0".
 func (v *VIP) String() string { return v.addr.String() + " on " + v.iface }
 
