@@ -230,34 +230,21 @@ func (n *Node) failed(t *term, why string) {
 	n.log.Info("lease released", "final_version", shipped)
 }
 
-// handOver ends a term on purpose: mfsmaster stops (killed for a switchover, see below), every
-// line is shipped, then the lease is released (to node to, when set: a switchover).
+// handOver ends a term on purpose: mfsmaster stops, every line is shipped, then the lease is
+// released (to node to, when set: a switchover, switchover.go).
 func (n *Node) handOver(t *term, to, why string) {
 	start := time.Now()
-	// A switchover kills mfsmaster: a clean stop first dumps the whole metadata (2-4 s at 1k
-	// inodes in the lab, minutes at scale) while no master serves, and the dump is of no use:
-	// every line is in the changelog files (written before the client got its answer), the
-	// drain below ships them all or the lease goes to nobody in particular, and this host's
-	// files are archived when it stands by. The chunk locks the kill leaves are released by
-	// the promotion. A node that is stopped (to == "") stops mfsmaster cleanly (the lease is
-	// renewed meanwhile: it may take its time): with no standby, its files are what the next
-	// start loads.
-	n.fence(t, to != "", time.Minute)
-	shipped, complete := n.drainShipper(context.Background(), t, 30*time.Second)
-	if !complete && to != "" {
-		n.log.Error("switchover: not every line could be shipped; releasing to any standby instead")
-		to = ""
+	if to != "" {
+		n.switchOver(t, to, why, start)
+		return
 	}
-	if err := t.k.release(context.Background(), shipped, to, why); err != nil {
+	// A node that is stopped stops mfsmaster cleanly (the lease is renewed meanwhile: it may
+	// take its time): with no standby, its files are what the next start loads.
+	n.fence(t, false, time.Minute)
+	shipped, _ := n.drainShipper(context.Background(), t, 30*time.Second)
+	if err := t.k.release(context.Background(), shipped, "", why); err != nil {
 		n.log.Error("release the lease (it will expire)", "err", err)
 	} else {
-		n.log.Info("lease released", "to", to, "final_version", shipped, "took", time.Since(start).Round(time.Millisecond))
-	}
-	if to != "" {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := n.d.Lease.ClearSwitchover(cctx); err != nil {
-			n.log.Warn("switchover request not cleared", "err", err)
-		}
+		n.log.Info("lease released", "final_version", shipped, "took", time.Since(start).Round(time.Millisecond))
 	}
 }
