@@ -16,6 +16,9 @@ import (
 // Errors of planning, each wrapped with the range that is available; match with errors.Is.
 var (
 	ErrBeforeRetention = errors.New("target is before the oldest retained data")
+	// ErrNoSnapshot is wrapped (with ErrBeforeRetention) when the timeline needs a snapshot and
+	// has none at all: at a cluster's start, until the master's first snapshot is stored.
+	ErrNoSnapshot = errors.New("no snapshot of the timeline yet")
 	ErrAfterNewest     = errors.New("target is after the newest shipped change")
 	ErrNoTimeline      = errors.New("no such timeline")
 	ErrNothing         = errors.New("nothing to restore from")
@@ -125,15 +128,14 @@ func CalcPlan(tls []stream.Timeline, snaps []snapshot.Snapshot, timeline uint64,
 	case tl.FirstVersion == 1:
 		p.From = 1
 	default:
-		oldest := "none"
 		for _, s := range snaps {
 			if s.Timeline == tl.Timeline {
-				oldest = fmt.Sprintf("version %d at %s", s.Version, fmtUnix(s.Time))
-				break
+				return p, fmt.Errorf("%w: %s needs a snapshot of timeline %d at or before it; oldest snapshot of that timeline: version %d at %s; %s",
+					ErrBeforeRetention, target, tl.Timeline, s.Version, fmtUnix(s.Time), avail)
 			}
 		}
-		return p, fmt.Errorf("%w: %s needs a snapshot of timeline %d at or before it; oldest snapshot of that timeline: %s; %s",
-			ErrBeforeRetention, target, tl.Timeline, oldest, avail)
+		return p, fmt.Errorf("%w: %w: %s needs a snapshot of timeline %d at or before it; oldest snapshot of that timeline: none; %s",
+			ErrBeforeRetention, ErrNoSnapshot, target, tl.Timeline, avail)
 	}
 	if target.Version != 0 && target.Version+1 < p.From {
 		return p, fmt.Errorf("%w: %s, %s", ErrBeforeRetention, target, avail)

@@ -40,6 +40,9 @@ func TestCalcPlan(t *testing.T) {
 		{2, Target{Time: time.Unix(2999, 0)}, "", 0, 0, ErrBeforeRetention, "timeline 2 holds"},
 	} {
 		p, err := CalcPlan(tls, snaps, tc.timeline, tc.target)
+		if errors.Is(err, ErrNoSnapshot) {
+			t.Errorf("timeline %d %s: %v; ErrNoSnapshot, but the timeline has snapshots", tc.timeline, tc.target, err)
+		}
 		if tc.err != nil {
 			if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("timeline %d %s: got %v, want %v with %q", tc.timeline, tc.target, err, tc.err, tc.msg)
@@ -49,5 +52,15 @@ func TestCalcPlan(t *testing.T) {
 		if err != nil || p.Snapshot == nil || p.Snapshot.Name != tc.snap || p.From != tc.from || p.To != tc.to {
 			t.Errorf("timeline %d %s: got %+v (snapshot %v), %v; want snapshot %s, lines %d..%d", tc.timeline, tc.target, p, p.Snapshot, err, tc.snap, tc.from, tc.to)
 		}
+	}
+}
+
+// A timeline with no snapshot at all (a cluster's start, before the master's first one is
+// stored) is ErrNoSnapshot as well as ErrBeforeRetention: a new standby waits without an error.
+func TestCalcPlanNoSnapshotYet(t *testing.T) {
+	tls := []stream.Timeline{{Timeline: 1, FirstVersion: 5000, LastVersion: 5003, FirstTime: 1000, LastTime: 1001}}
+	_, err := CalcPlan(tls, nil, 0, Target{})
+	if !errors.Is(err, ErrNoSnapshot) || !errors.Is(err, ErrBeforeRetention) || !strings.Contains(err.Error(), "oldest snapshot of that timeline: none") {
+		t.Fatalf("no snapshot: %v; want ErrNoSnapshot and ErrBeforeRetention", err)
 	}
 }

@@ -202,10 +202,18 @@ func (s *Standby) loop(ctx context.Context, what string, round func(context.Cont
 	poll := time.NewTicker(s.cfg.Poll)
 	defer poll.Stop()
 	defer s.cfg.Live.Done("standby " + what)
+	var waitSaid time.Time
 	for {
 		s.cfg.Live.Tick("standby " + what)
 		err := round(ctx)
 		switch {
+		case err != nil && errors.Is(err, ErrNoSnapshot) && s.Materialized().Version == 0:
+			// A cluster's start: the master uploads its first snapshot (seconds at millions of
+			// inodes). Not an error, said every 30 s: a master with NO_SNAPSHOTS never uploads one.
+			if time.Since(waitSaid) >= 30*time.Second {
+				waitSaid = time.Now()
+				s.log.Warn("standby: waiting for the master's first snapshot (a master shipping with NO_SNAPSHOTS never uploads one)", "err", err)
+			}
 		case err != nil && ctx.Err() == nil:
 			s.m.Errors.Inc()
 			if errors.Is(err, ErrGap) {

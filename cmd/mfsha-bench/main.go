@@ -43,6 +43,7 @@ func main() {
 	scaleWindow := flag.Duration("scale-window", 3*time.Minute, "scale section: how `long` the standby is watched")
 	scaleFailover := flag.Bool("scale-failover", true, "scale section: also measure the client stall, mfsha against keepalived")
 	scaleKeep := flag.Bool("scale-keep", false, "scale section: keep the work directory (labs, standby, promoted files) for a post-mortem")
+	scaleSkip := flag.String("scale-skip", "", "scale section: `parts` not measured, comma-separated: standby (and the restore), snapshot, failover, keepalived")
 	snapFile := flag.String("snapshot-file", "", "internal: upload this metadata `file` to -snapshot-dir's server and print peak RSS")
 	snapGet := flag.Bool("snapshot-get", false, "internal: download the snapshot stored in -snapshot-dir's server and print peak RSS")
 	flag.Parse()
@@ -82,7 +83,12 @@ func main() {
 	defer stop()
 	inodes := sizeList("-failover-inodes", *sizes)
 	if *only == "scale" {
-		c := scaleConfig{sizes: sizeList("-scale-inodes", *scaleSizes), cache: *scaleCache, rate: *scaleRate, window: *scaleWindow, failover: *scaleFailover, keep: *scaleKeep}
+		c := scaleConfig{sizes: sizeList("-scale-inodes", *scaleSizes), cache: *scaleCache, rate: *scaleRate, window: *scaleWindow, failover: *scaleFailover, keep: *scaleKeep, skip: map[string]bool{}}
+		for _, p := range strings.Split(*scaleSkip, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.skip[p] = true
+			}
+		}
 		abs, err := filepath.Abs(*bin)
 		if err == nil {
 			err = runScale(ctx, *out, abs, c, slog.New(slog.NewTextHandler(io.Discard, nil)))

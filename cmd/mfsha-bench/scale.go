@@ -17,12 +17,13 @@ import (
 
 // scaleConfig is what `make bench-scale` measures: issue 13's figures per size of metadata.
 type scaleConfig struct {
-	sizes    []int         // inodes of each realistic tree (lab.MakeTree)
-	cache    string        // trees kept here between runs, per release and size
-	rate     int           // the master's changelog during the standby's window, lines/s
-	window   time.Duration // how long the standby is watched
-	failover bool          // also the client stall, mfsha against keepalived (two labs per size)
-	keep     bool          // keep the work directory (labs, standby, promoted files) for a post-mortem
+	sizes    []int           // inodes of each realistic tree (lab.MakeTree)
+	cache    string          // trees kept here between runs, per release and size
+	rate     int             // the master's changelog during the standby's window, lines/s
+	window   time.Duration   // how long the standby is watched
+	failover bool            // also the client stall, mfsha against keepalived (two labs per size)
+	keep     bool            // keep the work directory (labs, standby, promoted files) for a post-mortem
+	skip     map[string]bool // parts not measured: standby (and with it restore), snapshot, failover, keepalived
 }
 
 // treeMade is what making a tree cost, kept beside it in the cache (tree.json).
@@ -138,6 +139,9 @@ func scaleOne(ctx context.Context, dir, bin string, c scaleConfig, n int, log *s
 	}
 	fmt.Printf("  tree: %d MB of metadata; mfsmaster loads it in %.1f s (RSS %d MB)\n", r.metaBytes>>20, r.floor.Seconds(), r.floorRSS>>20)
 
+	if c.skip["standby"] {
+		return scaleRest(ctx, dir, bin, c, meta, r)
+	}
 	fmt.Printf("  standby: %d lines/s for %v...\n", c.rate, c.window)
 	r.sb, err = standbyAtScale(ctx, filepath.Join(dir, "standby"), bin, meta, n, c.rate, c.window, log)
 	if r.sb.env != nil {
@@ -163,26 +167,34 @@ func scaleOne(ctx context.Context, dir, bin string, c scaleConfig, n int, log *s
 	if err := removeUnlessKept(c, filepath.Join(dir, "restore")); err != nil {
 		return r, err
 	}
+	return scaleRest(ctx, dir, bin, c, meta, r)
+}
 
-	if r.up, r.down, err = snapshotRates(ctx, filepath.Join(dir, "snap"), meta); err != nil {
-		return r, err
+// scaleRest measures the snapshots and the client stall of one size.
+func scaleRest(ctx context.Context, dir, bin string, c scaleConfig, meta string, r scaleRow) (scaleRow, error) {
+	var err error
+	if !c.skip["snapshot"] {
+		if r.up, r.down, err = snapshotRates(ctx, filepath.Join(dir, "snap"), meta); err != nil {
+			return r, err
+		}
+		fmt.Printf("  snapshot: upload %.0f MB/s (RSS %d MB), download %.0f MB/s (RSS %d MB)\n", r.up.mbps(), r.up.hwm>>20, r.down.mbps(), r.down.hwm>>20)
+		if err := removeUnlessKept(c, filepath.Join(dir, "snap")); err != nil {
+			return r, err
+		}
 	}
-	fmt.Printf("  snapshot: upload %.0f MB/s (RSS %d MB), download %.0f MB/s (RSS %d MB)\n", r.up.mbps(), r.up.hwm>>20, r.down.mbps(), r.down.hwm>>20)
-	if err := removeUnlessKept(c, filepath.Join(dir, "snap")); err != nil {
-		return r, err
-	}
-
-	if !c.failover {
+	if !c.failover || c.skip["failover"] {
 		return r, nil
 	}
 	// The writer watches long enough for keepalived's two starts of mfsmaster on this metadata.
 	r.window = failoverWindow + 3*r.floor
-	sd := seedSpec{inodes: n, tree: meta, window: r.window}
-	fmt.Printf("  client stall, keepalived (window %v)...\n", r.window.Round(time.Second))
-	if r.ka, err = keepalivedFault(ctx, filepath.Join(dir, "ka"), sd, killSpec); err != nil {
-		return r, fmt.Errorf("keepalived: %w", err)
+	sd := seedSpec{inodes: r.inodes, tree: meta, window: r.window}
+	if !c.skip["keepalived"] {
+		fmt.Printf("  client stall, keepalived (window %v)...\n", r.window.Round(time.Second))
+		if r.ka, err = keepalivedFault(ctx, filepath.Join(dir, "ka"), sd, killSpec); err != nil {
+			return r, fmt.Errorf("keepalived: %w", err)
+		}
+		fmt.Printf("  keepalived: %s\n", r.ka)
 	}
-	fmt.Printf("  keepalived: %s\n", r.ka)
 	fmt.Printf("  client stall, mfsha...\n")
 	if r.mf, err = mfshaFault(ctx, filepath.Join(dir, "mf"), bin, sd, killSpec, nil); err != nil {
 		return r, fmt.Errorf("mfsha: %w", err)
