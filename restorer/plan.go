@@ -18,10 +18,10 @@ var (
 	ErrBeforeRetention = errors.New("target is before the oldest retained data")
 	// ErrNoSnapshot is wrapped (with ErrBeforeRetention) when the timeline needs a snapshot and
 	// has none at all: at a cluster's start, until the master's first snapshot is stored.
-	ErrNoSnapshot = errors.New("no snapshot of the timeline yet")
-	ErrAfterNewest     = errors.New("target is after the newest shipped change")
-	ErrNoTimeline      = errors.New("no such timeline")
-	ErrNothing         = errors.New("nothing to restore from")
+	ErrNoSnapshot  = errors.New("no snapshot of the timeline yet")
+	ErrAfterNewest = errors.New("target is after the newest shipped change")
+	ErrNoTimeline  = errors.New("no such timeline")
+	ErrNothing     = errors.New("nothing to restore from")
 	// ErrGap: a version in the range to apply is in no batch of the stream. Nothing past it
 	// is ever produced.
 	ErrGap = errors.New("changelog gap in the stream")
