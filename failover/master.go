@@ -301,19 +301,6 @@ func (m *Master) Kill() error {
 	return nil
 }
 
-// Freeze sends SIGSTOP to the child's process group: mfsmaster stays, changes nothing and says
-// nothing, not even a FIN to its clients, until Kill. Without a child it does nothing.
-func (m *Master) Freeze() error {
-	c := m.current()
-	if c == nil || closed(c.exited) {
-		return nil
-	}
-	if err := syscall.Kill(-c.pid, syscall.SIGSTOP); err != nil {
-		return fmt.Errorf("freeze mfsmaster pid %d: %w", c.pid, err)
-	}
-	return nil
-}
-
 // StopForeign stops an mfsmaster that this Master did not start but that holds DATA_PATH's
 // lock (left running by systemd, by hand, or by a previous agent): SIGTERM, then SIGKILL after
 // StopTimeout (or when ctx ends). An orphaned data writer holding its lock alone is killed
