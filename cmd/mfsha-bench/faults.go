@@ -111,13 +111,14 @@ func (f faultSpec) readBack(ctx context.Context, l *lab.Lab, res ha.WriterResult
 	})
 }
 
-// fastFlags are the failover settings of the faults section: a lease of 1.5 s is safe against
-// a NATS election only with failsafe (FAILSAFE_HOLD 1.5 s <= LEASE_TTL, so a dead master's
-// lease is taken after the TTL), and a health check that calls a master hung after two
-// missed answers 300 ms apart. The rules hold: 250ms + 2*250ms + 500ms <= 1.5s and
-// 200ms + 300ms + 500ms <= 1.5s*(1-0.002).
-var fastFlags = []string{"--lease-ttl", "1500ms", "--renew-every", "250ms", "--renew-timeout", "250ms",
-	"--master-stop-timeout", "500ms", "--failsafe-hold", "1500ms", "--check-every", "300ms", "--check-timeout", "300ms", "--check-failures", "2"}
+// fastFlags are the failover settings of the faults section: a lease of 1 s is safe against
+// a NATS election only with failsafe (FAILSAFE_HOLD 1 s <= LEASE_TTL, so a dead master's lease
+// is taken after the TTL), and a health check that calls a master hung after two missed
+// answers 300 ms apart. The rules hold: 200ms + 2*150ms + 300ms <= 1s and 200ms + 300ms +
+// 300ms <= 1s*(1-0.002). (1.5 s before 2026-12-03: a power-off then blocked 4.3-4.7 s; with
+// 1 s and tickles, 2.7 s.)
+var fastFlags = []string{"--lease-ttl", "1000ms", "--renew-every", "200ms", "--renew-timeout", "150ms",
+	"--master-stop-timeout", "300ms", "--failsafe-hold", "1000ms", "--check-every", "300ms", "--check-timeout", "300ms", "--check-failures", "2"}
 
 // faultsSection: power-off, a hung master and a switchover at 1k inodes, keepalived (where it
 // has an equivalent) against mfsha with fastFlags, measured like the failover section.
@@ -127,7 +128,7 @@ func faultsSection(ctx context.Context, w *strings.Builder, dir, bin, only strin
 	fmt.Fprintf(w, "\n## Power-off and hung master (issue 11 part 3)\n\n")
 	fmt.Fprintf(w, "The same writer, lab and measure as the failover section, at %d inodes, for two more faults: a power-off of ma (link cut, every process killed, its addresses gone) "+
 		"and a hung mfsmaster (SIGSTOP: its port still accepts). mfsha runs with `%s` "+
-		"(a 1.5 s lease, safe against NATS elections because of failsafe; a master hung after two missed health checks 300 ms apart); "+
+		"(a 1 s lease, safe against NATS elections because of failsafe; a master hung after two missed health checks 300 ms apart); "+
 		"keepalived with the lab's setup (advert_int 1, a check script every 2 s that the client port accepts). Targets for mfsha: at most 4 s blocked for the power-off and the hung master, 1.5 s for the switchover.\n\n",
 		inodes, strings.Join(fastFlags, " "))
 	fmt.Fprint(w, "| fault | keepalived: longest gap | blocked | outages | mfsha: longest gap | blocked | outages | blocked, mfsha/keepalived | acknowledged files (keepalived, mfsha) |\n|---|---|---|---|---|---|---|---|---|\n")
