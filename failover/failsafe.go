@@ -251,21 +251,9 @@ func (n *Node) askHolds(ctx context.Context, t *term) {
 
 // ask sends one hold to m and counts its promise.
 func (n *Node) ask(ctx context.Context, client *http.Client, cov *failsafe.Coverage, m Member, h failsafe.Hold, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.URL, bytes.NewReader(body))
+	b, err := post(ctx, client, m.URL, body, http.StatusOK)
 	if err != nil {
 		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxFailsafeMessage))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", m.URL, resp.Status, bytes.TrimSpace(b))
 	}
 	p, err := failsafe.OpenPromise(n.d.Failsafe.Verifier, b)
 	if err != nil {
@@ -275,4 +263,26 @@ func (n *Node) ask(ctx context.Context, client *http.Client, cov *failsafe.Cover
 		return errors.New("the promise does not answer this hold")
 	}
 	return cov.Answered(p)
+}
+
+// post sends body to a member's failsafe endpoint url and returns the answer's body (at most
+// maxFailsafeMessage bytes), an error unless its status is want.
+func post(ctx context.Context, client *http.Client, url string, body []byte, want int) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxFailsafeMessage))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
+	}
+	return b, nil
 }

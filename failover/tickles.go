@@ -1,7 +1,6 @@
 package failover
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -121,30 +120,13 @@ func (n *Node) sendConns(ctx context.Context, t *term) {
 				continue
 			}
 			wg.Go(func() {
-				if err := postConns(ctx, client, tickleURL(m.URL), body); err != nil && ctx.Err() == nil {
+				if _, err := post(ctx, client, tickleURL(m.URL), body, http.StatusNoContent); err != nil && ctx.Err() == nil {
 					n.log.Debug("tickle: connection list not delivered", "member", m.Name, "err", err)
 				}
 			})
 		}
 		wg.Wait()
 	}
-}
-
-func postConns(ctx context.Context, client *http.Client, url string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
-	}
-	return nil
 }
 
 // tickleClients tickles, in the background, the connections the last master's node listed on

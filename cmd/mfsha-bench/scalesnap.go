@@ -44,24 +44,23 @@ func snapshotRates(ctx context.Context, dir, meta string) (up, down snapRate, er
 	return up, down, err
 }
 
-// snapshotFileChild is the upload child: it uploads path to the embedded server of dir.
-func snapshotFileChild(path, dir string) error {
+// childStore opens the embedded server of dir (made by the first child, reopened by the next)
+// and its snapshot store, signing and verifying with dir's key.
+func childStore(dir string) (*env, *snapshot.Store, error) {
 	e, err := newEnv(dir)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer e.stop()
-	ctx := context.Background()
-	store, err := snapshot.Open(ctx, e.js, "bench", 1)
+	store, err := snapshot.Open(context.Background(), e.js, "bench", 1)
 	if err != nil {
-		return err
+		e.stop()
+		return nil, nil, err
 	}
-	store = store.WithSigner(e.signer).WithVerifier(e.verifier)
-	start := time.Now()
-	snap, err := store.Upload(ctx, path, snapshot.Info{Timeline: 1, Time: time.Now().Unix()})
-	if err != nil {
-		return err
-	}
+	return e, store.WithSigner(e.signer).WithVerifier(e.verifier), nil
+}
+
+// printChild prints what a snapshot child measured, for snapshotRates and snapshotSection.
+func printChild(snap snapshot.Snapshot, start time.Time) error {
 	secs := time.Since(start).Seconds()
 	hwm, err := vmHWM()
 	if err != nil {
@@ -71,20 +70,31 @@ func snapshotFileChild(path, dir string) error {
 	return nil
 }
 
-// snapshotGetChild is the download child: it downloads the snapshot snapshotFileChild stored
-// in dir to dir/get/metadata.mfs.
-func snapshotGetChild(dir string) error {
-	e, err := newEnv(dir)
+// snapshotFileChild is the upload child: it uploads path to the embedded server of dir.
+func snapshotFileChild(path, dir string) error {
+	e, store, err := childStore(dir)
 	if err != nil {
 		return err
 	}
 	defer e.stop()
 	ctx := context.Background()
-	store, err := snapshot.Open(ctx, e.js, "bench", 1)
+	start := time.Now()
+	snap, err := store.Upload(ctx, path, snapshot.Info{Timeline: 1, Time: time.Now().Unix()})
 	if err != nil {
 		return err
 	}
-	store = store.WithVerifier(e.verifier)
+	return printChild(snap, start)
+}
+
+// snapshotGetChild is the download child: it downloads the snapshot snapshotFileChild stored
+// in dir to dir/get/metadata.mfs.
+func snapshotGetChild(dir string) error {
+	e, store, err := childStore(dir)
+	if err != nil {
+		return err
+	}
+	defer e.stop()
+	ctx := context.Background()
 	snaps, err := store.List(ctx)
 	if err != nil {
 		return err
@@ -101,11 +111,5 @@ func snapshotGetChild(dir string) error {
 	if err != nil {
 		return err
 	}
-	secs := time.Since(start).Seconds()
-	hwm, err := vmHWM()
-	if err != nil {
-		return err
-	}
-	fmt.Printf("hwm=%d stored=%d seconds=%g bytes=%d\n", hwm, snap.CompressedSize, secs, snap.Size)
-	return nil
+	return printChild(snap, start)
 }

@@ -71,7 +71,7 @@ func standbyAtScale(ctx context.Context, dir, bin, meta string, inodes, rate int
 		return r, err
 	}
 	r.snapVersion = h.Version
-	if err := linkOrCopy(meta, filepath.Join(r.src, "metadata.mfs.back")); err != nil {
+	if err := lab.LinkOrCopy(meta, filepath.Join(r.src, "metadata.mfs.back")); err != nil {
 		return r, err
 	}
 	logf, err := os.OpenFile(filepath.Join(r.src, "changelog.0.mfs"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -204,7 +204,7 @@ func standbyAtScale(ctx context.Context, dir, bin, meta string, inodes, rate int
 	if err != nil {
 		return r, err
 	}
-	r.hwm = procHWM(cmd.Process.Pid)
+	r.hwm = lab.VmHWM(cmd.Process.Pid)
 	r.folds = int(m1["mfsha_standby_fold_seconds_count"] - m0["mfsha_standby_fold_seconds_count"])
 	if r.folds > 0 {
 		r.foldMean = (m1["mfsha_standby_fold_seconds_sum"] - m0["mfsha_standby_fold_seconds_sum"]) / float64(r.folds)
@@ -354,21 +354,6 @@ func procTreeCPUSeconds(pid int) (float64, error) {
 	return float64(sum) / clockTicks, nil
 }
 
-// procHWM is process pid's peak RSS (VmHWM), 0 if unreadable.
-func procHWM(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // pollUntil calls ok every 100 ms until it says true, for at most within.
 func pollUntil(ctx context.Context, within time.Duration, ok func() bool) error {
 	deadline := time.Now().Add(within)
@@ -392,25 +377,4 @@ func freeLocalPort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// linkOrCopy makes dst (new) hold src's bytes: a hard link, else a copy.
-func linkOrCopy(src, dst string) error {
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := out.ReadFrom(in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

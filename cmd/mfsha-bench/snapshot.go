@@ -11,10 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/mfsha/mfsha/internal/metafile"
-	"github.com/mfsha/mfsha/internal/snapshot"
 )
 
 // snapshotSection measures the peak resident memory of a process (embedded JetStream server
@@ -30,9 +28,9 @@ func snapshotSection(ctx context.Context, w *strings.Builder, dir string) error 
 		if err != nil {
 			return fmt.Errorf("snapshot child: %v\n%s", err, out)
 		}
-		var hwm, stored int64
+		var hwm, stored, bytes int64
 		var secs float64
-		if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "hwm=%d stored=%d seconds=%g", &hwm, &stored, &secs); err != nil {
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "hwm=%d stored=%d seconds=%g bytes=%d", &hwm, &stored, &secs, &bytes); err != nil {
 			return fmt.Errorf("snapshot child said %q: %v", out, err)
 		}
 		target := "baseline"
@@ -49,7 +47,7 @@ func snapshotSection(ctx context.Context, w *strings.Builder, dir string) error 
 
 // snapshotChild is the child process: it makes a synthetic metadata file of size bytes (a
 // valid header and end marker around section-like records), uploads it to an embedded server
-// and prints its peak RSS.
+// and prints its peak RSS (snapshotFileChild).
 func snapshotChild(size int64, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -58,29 +56,7 @@ func snapshotChild(size int64, dir string) error {
 	if err := writeSyntheticMetadata(path, size); err != nil {
 		return err
 	}
-	e, err := newEnv(dir)
-	if err != nil {
-		return err
-	}
-	defer e.stop()
-	ctx := context.Background()
-	store, err := snapshot.Open(ctx, e.js, "bench", 1)
-	if err != nil {
-		return err
-	}
-	store = store.WithSigner(e.signer).WithVerifier(e.verifier)
-	start := time.Now()
-	snap, err := store.Upload(ctx, path, snapshot.Info{Timeline: 1, Time: time.Now().Unix()})
-	if err != nil {
-		return err
-	}
-	secs := time.Since(start).Seconds()
-	hwm, err := vmHWM()
-	if err != nil {
-		return err
-	}
-	fmt.Printf("hwm=%d stored=%d seconds=%g\n", hwm, snap.CompressedSize, secs)
-	return nil
+	return snapshotFileChild(path, dir)
 }
 
 func writeSyntheticMetadata(path string, size int64) error {

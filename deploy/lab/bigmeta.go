@@ -157,8 +157,7 @@ func (l *Lab) SeedMaster(ctx context.Context, host string, metaID uint64, inodes
 }
 
 // SeedMasterFile puts the metadata file meta (one made by MakeTree, say) into host's master
-// DATA_PATH as metadata.mfs, replacing what is there: hard-linked when on the same file
-// system (mfsmaster never writes a loaded file in place), else copied.
+// DATA_PATH as metadata.mfs, replacing what is there (LinkOrCopy).
 func (l *Lab) SeedMasterFile(host, meta string) error {
 	if _, err := l.host(host); err != nil {
 		return err
@@ -170,18 +169,18 @@ func (l *Lab) SeedMasterFile(host, meta string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	dst := filepath.Join(dir, "metadata.mfs")
-	if err := os.Link(meta, dst); err == nil {
-		return nil
-	}
-	if err := copyFile(meta, dst); err != nil {
+	if err := LinkOrCopy(meta, filepath.Join(dir, "metadata.mfs")); err != nil {
 		return fmt.Errorf("seed %s's master with %s: %w", host, meta, err)
 	}
 	return nil
 }
 
-// copyFile copies src to dst (new), synced.
-func copyFile(src, dst string) error {
+// LinkOrCopy makes dst (new) hold src's bytes: a hard link when both are on one file system
+// (mfsmaster never writes a metadata file in place: it renames), else a synced copy.
+func LinkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
 	in, err := os.Open(src)
 	if err != nil {
 		return err

@@ -123,7 +123,7 @@ func ServeTime(ctx context.Context, master, data string, save bool) (time.Durati
 		}
 	}
 	took := time.Since(start)
-	return took, vmHWM(cmd.Process.Pid), nil
+	return took, VmHWM(cmd.Process.Pid), nil
 }
 
 func writeConfig(data, extra string) (string, error) {
@@ -165,8 +165,8 @@ func maxRSS(cmd *exec.Cmd) int64 {
 	return 0
 }
 
-// vmHWM returns the peak RSS of a running process, from /proc/PID/status; 0 if unreadable.
-func vmHWM(pid int) int64 {
+// VmHWM returns the peak RSS of a running process, from /proc/PID/status; 0 if unreadable.
+func VmHWM(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
