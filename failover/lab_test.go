@@ -84,6 +84,7 @@ type cluster struct {
 	// TestFailoverPowerOffAndReturn); stopWriter returns those files if they are wrong.
 	mayLose func(acked time.Time) bool
 	extra   []string // flags of every node after nodeFlags
+	receive bool     // nodes standing by receive the changelog themselves (RECEIVE), not from mfsmetalogger
 }
 
 const leaseTTL = "4s"
@@ -99,6 +100,12 @@ var nodeFlags = []string{"--lease-ttl", leaseTTL, "--renew-every", "500ms", "--r
 
 // newCluster starts the lab; extra are flags for every failover node (after nodeFlags).
 func newCluster(t *testing.T, suffix string, extra ...string) *cluster {
+	return newClusterOf(t, suffix, false, extra...)
+}
+
+// newClusterOf is newCluster; with receive, the nodes standing by receive the changelog from
+// the VIP's metalogger port themselves (RECEIVE) instead of reading their host's mfsmetalogger.
+func newClusterOf(t *testing.T, suffix string, receive bool, extra ...string) *cluster {
 	mfs := requireLab(t)
 	bin := mfshaBin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -109,7 +116,7 @@ func newCluster(t *testing.T, suffix string, extra ...string) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, l: l, bin: bin, name: name, files: map[string]string{}, extra: extra}
+	c := &cluster{t: t, l: l, bin: bin, name: name, files: map[string]string{}, extra: extra, receive: receive}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, h := range []string{lab.HostMasterA, lab.HostMasterB} {
@@ -224,7 +231,7 @@ func (c *cluster) stopWriter(ctx context.Context, faults ...fault) (lost []strin
 }
 
 func (c *cluster) startNode(ctx context.Context, host, start string) error {
-	return ha.StartNode(ctx, c.l, ha.NodeSpec{Host: host, Bin: c.bin, Start: start, Cluster: c.name, NATS: c.urls, Extra: append(slices.Clone(nodeFlags), c.extra...)})
+	return ha.StartNode(ctx, c.l, ha.NodeSpec{Host: host, Bin: c.bin, Start: start, Cluster: c.name, NATS: c.urls, Extra: append(slices.Clone(nodeFlags), c.extra...), Receive: c.receive})
 }
 
 func (c *cluster) must(what string, err error) {

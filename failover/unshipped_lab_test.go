@@ -44,6 +44,27 @@ func TestFailoverLinesOnlyTheMetaloggerHas(t *testing.T) {
 	c.stopWriter(ctx, fault{"SIGSTOP of ma's node, then power-off of ma", off})
 }
 
+// TestFailoverLinesOnlyTheReceiverHas is TestFailoverLinesOnlyTheMetaloggerHas with the
+// standbys receiving the changelog themselves (RECEIVE = VIP:9419): mb's mfsmetalogger still
+// runs, but mb's node never reads it, so the files written while ma's node was stopped (never
+// shipped) can reach mb only through its own receiver; verify reads each of them back.
+func TestFailoverLinesOnlyTheReceiverHas(t *testing.T) {
+	c := newClusterOf(t, "v", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	epoch := c.before(ctx, 3)
+	shipped, off := c.dieWithUnshippedLines(ctx)
+	e := c.waitMaster(ctx, lab.HostMasterB)
+	if e <= epoch {
+		t.Fatalf("epoch %d after the failover, was %d", e, epoch)
+	}
+	c.verify(ctx)
+	if b := c.batchHolding(ctx, shipped.LastVersion+1); b.Epoch != e {
+		t.Fatalf("version %d (the first line ma never shipped) is in a batch of epoch %d; want mb's %d", shipped.LastVersion+1, b.Epoch, e)
+	}
+	c.stopWriter(ctx, fault{"SIGSTOP of ma's node, then power-off of ma", off})
+}
+
 // TestFailoverMostCaughtUpStandbyWins: two standbys, mb with a metalogger and c1 without.
 // ma dies holding lines it never shipped (its node stopped, then the host powered off): only
 // mb has them. c1 leaves the promotion to mb, and no acknowledged file is lost.

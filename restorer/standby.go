@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -39,6 +40,10 @@ type StandbyConfig struct {
 	// MetaloggerDir, when set, is a local mfsmetalogger's DATA_PATH: its lines beyond the
 	// stream's are merged in (the better of the two paths).
 	MetaloggerDir string
+	// Receive, when set, is host:port of the master's metalogger port (the VIP's 9419): the
+	// standby receives the changelog itself, in real time, into DIR/ml and merges it as a
+	// metalogger's (receive.go), instead of MetaloggerDir.
+	Receive string
 	// Mfsmaster folds (MFSMASTER_BIN); zero: "mfsmaster" found on PATH or in /usr/sbin.
 	Mfsmaster moosefs.Mfsmaster
 	// FoldUser runs mfsmaster for the folds when mfsha runs as root (see FoldUser); empty:
@@ -76,6 +81,13 @@ func (c StandbyConfig) Validate() error {
 		return fmt.Errorf("FOLD_CPU_PERCENT = %d: want 1 to 400 (percent of one core)", c.FoldCPUPercent)
 	case c.Poll > c.FoldEvery:
 		return fmt.Errorf("POLL = %v is longer than FOLD_EVERY = %v", c.Poll, c.FoldEvery)
+	case c.Receive != "" && c.MetaloggerDir != "":
+		return fmt.Errorf("RECEIVE = %s and METALOGGER_PATH = %s: set one (RECEIVE replaces the local metalogger)", c.Receive, c.MetaloggerDir)
+	}
+	if c.Receive != "" {
+		if _, _, err := net.SplitHostPort(c.Receive); err != nil {
+			return fmt.Errorf("RECEIVE = %s: want host:port of the master's metalogger port (e.g. the VIP and 9419): %w", c.Receive, err)
+		}
 	}
 	_, err := LookupFoldUser(c.FoldUser)
 	return err
@@ -153,6 +165,9 @@ func NewStandby(cfg StandbyConfig, js jetstream.JetStream, store *snapshot.Store
 	if cfg.MetaloggerDir != "" {
 		s.ml = &metaloggerSource{dir: cfg.MetaloggerDir}
 	}
+	if cfg.Receive != "" {
+		s.ml = &metaloggerSource{dir: s.receiveDir()}
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("standby: %w", err)
 	}
@@ -188,6 +203,13 @@ func (s *Standby) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
+	if s.cfg.Receive != "" {
+		sp, err := newReceiveSpool(s.cfg.Receive, s.receiveDir(), s.log)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() { sp.run(ctx, s.Local) })
+	}
 	wg.Add(2)
 	go func() { defer wg.Done(); s.loop(ctx, "follow", s.follow) }()
 	go func() {
@@ -232,6 +254,9 @@ func (s *Standby) loop(ctx context.Context, what string, round func(context.Cont
 }
 
 func (s *Standby) pendingPath() string { return filepath.Join(s.cfg.Dir, "pending.mfs") }
+
+// receiveDir is where RECEIVE's lines are spooled as a metalogger's files.
+func (s *Standby) receiveDir() string { return filepath.Join(s.cfg.Dir, "ml") }
 
 // loadPending finds how far DIR/pending.mfs goes: whole, contiguous lines from the
 // materialized version on. A torn last line (a crash while appending) is cut off; anything

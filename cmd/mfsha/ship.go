@@ -75,6 +75,7 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	sdef := restorer.DefaultStandbyConfig()
 	s.String(&c.standby.Dir, "standby-data", "STANDBY_PATH", "/var/lib/mfsha/standby", "failover: `directory` of the metadata materialized while standing by")
 	s.String(&c.standby.MetaloggerDir, "metalogger", "METALOGGER_PATH", "", "failover: a local mfsmetalogger's DATA_PATH (`directory`), merged in while standing by")
+	s.String(&c.standby.Receive, "receive", "RECEIVE", "", "failover: while standing by, receive the master's changelog in real time from this `host:port` (the VIP and 9419), instead of a local mfsmetalogger")
 	s.String(&c.standby.FoldUser, "fold-user", "FOLD_USER", restorer.DefaultFoldUser(), "failover: the unprivileged `user` mfsmaster folds as, when run as root")
 	c.standby.FoldLines, c.standby.FoldEvery, c.standby.Poll = sdef.FoldLines, sdef.FoldEvery, sdef.Poll
 	c.standby.FoldReplay, c.standby.FoldCPUPercent = sdef.FoldReplay, sdef.FoldCPUPercent

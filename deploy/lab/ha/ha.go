@@ -31,6 +31,9 @@ type NodeSpec struct {
 	NATS    []string // NATS URLs
 	// Extra flags, e.g. "--lease-ttl", "3s".
 	Extra []string
+	// Receive: while standing by, the node receives the changelog from the VIP's metalogger
+	// port itself (--receive) instead of reading the host's mfsmetalogger files.
+	Receive bool
 }
 
 // NodeMetricsAddr is where a node's Prometheus metrics are served.
@@ -61,7 +64,12 @@ func StartNode(ctx context.Context, l *lab.Lab, spec NodeSpec) error {
 		"--cluster", spec.Cluster, "--nats", strings.Join(spec.NATS, ","), "--replicas", "3",
 		"--vip", vip.String(), "--interface", lab.HostInterface, "--name", spec.Host, "--node-addr", haddr.String(),
 		"--mfsmaster-config", cfg, "--mfsmaster", l.MooseFS().Path("mfsmaster"), "--archive", filepath.Join(dir, "archive"),
-		"--metrics", NodeMetricsAddr(l, spec.Host), "--metalogger", l.MetaloggerDataDir(spec.Host)}
+		"--metrics", NodeMetricsAddr(l, spec.Host)}
+	if spec.Receive {
+		argv = append(argv, "--receive", netip.AddrPortFrom(l.VIP(), lab.PortMasterMeta).String())
+	} else {
+		argv = append(argv, "--metalogger", l.MetaloggerDataDir(spec.Host))
+	}
 	argv = append(argv, l.NATSFlags(natsconn.RoleNode)...)
 	if spec.Start == "ship" {
 		argv = append(argv, "--data", l.MasterDataDir(spec.Host), "--state", filepath.Join(dir, "mfsha"),
