@@ -125,9 +125,9 @@ var fastFlags = []string{"--lease-ttl", "1000ms", "--renew-every", "200ms", "--r
 // only, when not empty, keeps the faults whose name contains it.
 func faultsSection(ctx context.Context, w *strings.Builder, dir, bin, only string) error {
 	const inodes = 1000
-	fmt.Fprintf(w, "\n## Power-off and hung master (issue 11 part 3)\n\n")
-	fmt.Fprintf(w, "The same writer, lab and measure as the failover section, at %d inodes, for two more faults: a power-off of ma (link cut, every process killed, its addresses gone) "+
-		"and a hung mfsmaster (SIGSTOP: its port still accepts). mfsha runs with `%s` "+
+	fmt.Fprintf(w, "\n## Power-off, hung master and switchover (issue 11 part 3)\n\n")
+	fmt.Fprintf(w, "The same writer, lab and measure as the failover section, at %d inodes, for three more faults: a power-off of ma (link cut, every process killed, its addresses gone), "+
+		"a hung mfsmaster (SIGSTOP: its port still accepts) and a switchover (`mfsha switchover`). mfsha runs with `%s` "+
 		"(a 1 s lease, safe against NATS elections because of failsafe; a master hung after two missed health checks 300 ms apart); "+
 		"keepalived with the lab's setup (advert_int 1, a check script every 2 s that the client port accepts). Targets for mfsha: at most 4 s blocked for the power-off and the hung master, 1.5 s for the switchover.\n\n",
 		inodes, strings.Join(fastFlags, " "))

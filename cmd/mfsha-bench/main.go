@@ -130,7 +130,11 @@ func run(ctx context.Context, out, only, faultOnly, bin string, inodes []int, li
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("MFSHA_BENCH_KEEP") != "" {
+		fmt.Printf("work directory (kept: MFSHA_BENCH_KEEP): %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 
 	if want("ship") {
 		if err := shipSection(ctx, &report, dir, lines, rate, dur, log); err != nil {
