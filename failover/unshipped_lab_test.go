@@ -24,24 +24,34 @@ func TestFailoverLinesOnlyTheMetaloggerHas(t *testing.T) {
 	c := newCluster(t, "u")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	epoch := c.before(ctx, 3)
-	shipped, off := c.dieWithUnshippedLines(ctx)
-	e := c.waitMaster(ctx, lab.HostMasterB)
-	if e <= epoch {
-		t.Fatalf("epoch %d after the failover, was %d", e, epoch)
-	}
-	c.verify(ctx)
+	e, off := c.failoverWithUnshippedLines(ctx)
 	c.write(ctx, "on-mb")
 	c.streamEpoch(ctx, e)
-	if b := c.batchHolding(ctx, shipped.LastVersion+1); b.Epoch != e {
-		t.Fatalf("version %d (the first line ma never shipped) is in a batch of epoch %d; want mb's %d", shipped.LastVersion+1, b.Epoch, e)
-	}
 	c.must("ma's link back", c.l.RestoreLink(lab.HostMasterA))
 	c.must("ma's metalogger", c.l.StartMetalogger(ctx, lab.HostMasterA))
 	c.must("ma's node again", c.startNode(ctx, lab.HostMasterA, "ship"))
 	c.caughtUp(ctx, lab.HostMasterA)
 	c.verify(ctx)
 	c.stopWriter(ctx, fault{"SIGSTOP of ma's node, then power-off of ma", off})
+}
+
+// failoverWithUnshippedLines: ma dies holding lines it never shipped (dieWithUnshippedLines);
+// mb becomes the master with a newer epoch, every file written so far reads back, and the
+// first line ma never shipped is in a batch of mb's epoch. It returns mb's epoch and when ma
+// lost power.
+func (c *cluster) failoverWithUnshippedLines(ctx context.Context) (uint64, time.Time) {
+	c.t.Helper()
+	epoch := c.before(ctx, 3)
+	shipped, off := c.dieWithUnshippedLines(ctx)
+	e := c.waitMaster(ctx, lab.HostMasterB)
+	if e <= epoch {
+		c.t.Fatalf("epoch %d after the failover, was %d", e, epoch)
+	}
+	c.verify(ctx)
+	if b := c.batchHolding(ctx, shipped.LastVersion+1); b.Epoch != e {
+		c.t.Fatalf("version %d (the first line ma never shipped) is in a batch of epoch %d; want mb's %d", shipped.LastVersion+1, b.Epoch, e)
+	}
+	return e, off
 }
 
 // TestFailoverLinesOnlyTheReceiverHas is TestFailoverLinesOnlyTheMetaloggerHas with the
@@ -52,16 +62,7 @@ func TestFailoverLinesOnlyTheReceiverHas(t *testing.T) {
 	c := newClusterOf(t, "v", true)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	epoch := c.before(ctx, 3)
-	shipped, off := c.dieWithUnshippedLines(ctx)
-	e := c.waitMaster(ctx, lab.HostMasterB)
-	if e <= epoch {
-		t.Fatalf("epoch %d after the failover, was %d", e, epoch)
-	}
-	c.verify(ctx)
-	if b := c.batchHolding(ctx, shipped.LastVersion+1); b.Epoch != e {
-		t.Fatalf("version %d (the first line ma never shipped) is in a batch of epoch %d; want mb's %d", shipped.LastVersion+1, b.Epoch, e)
-	}
+	_, off := c.failoverWithUnshippedLines(ctx)
 	c.stopWriter(ctx, fault{"SIGSTOP of ma's node, then power-off of ma", off})
 }
 
