@@ -154,14 +154,17 @@ type failoverRow struct {
 	inodes            int
 	keepalived, mfsha writerFelt
 	floor             float64 // mfsmaster's own start on that metadata, seconds
+	// clientFloor is issue 11's floor: the client's first reconnection attempt at or after
+	// mfsha's new master listens (clientFloor in failover.go), seconds after the kill.
+	clientFloor float64
 }
 
 // failoverHeader heads the failover table; markdown writes its rows, readFailoverTable reads them.
-const failoverHeader = "| inodes | keepalived (baseline): longest gap | blocked | outages | mfsha: longest gap | blocked | outages | blocked, mfsha/keepalived | mfsmaster load floor | acknowledged files, all read back (keepalived, mfsha) |\n" +
-	"|---|---|---|---|---|---|---|---|---|---|\n"
+const failoverHeader = "| inodes | keepalived (baseline): longest gap | blocked | outages | mfsha: longest gap | blocked | outages | blocked, mfsha/keepalived | mfsmaster load floor | client floor (mfsha) | acknowledged files, all read back (keepalived, mfsha) |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|\n"
 
 // failoverColumns is how many cells a row of the table has.
-const failoverColumns = 10
+const failoverColumns = 11
 
 // ratio is mfsha's blocked time over keepalived's; NaN when keepalived's is zero.
 func (r failoverRow) ratio() float64 {
@@ -183,8 +186,8 @@ func (r failoverRow) ratioText() string {
 func (r failoverRow) markdown() string {
 	ratio := r.ratioText()
 	k, m := r.keepalived, r.mfsha
-	return fmt.Sprintf("| %d | %.2f s | %.2f s | %d | %.2f s | %.2f s | %d | %s | %.2f s | %d, %d |\n",
-		r.inodes, k.longest, k.blocked, k.outages, m.longest, m.blocked, m.outages, ratio, r.floor, k.files, m.files)
+	return fmt.Sprintf("| %d | %.2f s | %.2f s | %d | %.2f s | %.2f s | %d | %s | %.2f s | %.2f s | %d, %d |\n",
+		r.inodes, k.longest, k.blocked, k.outages, m.longest, m.blocked, m.outages, ratio, r.floor, r.clientFloor, k.files, m.files)
 }
 
 // parseFailoverRow reads the cells of a line written by markdown (the ratio is derived, not read).
@@ -215,11 +218,12 @@ func parseFailoverRow(cells []string) (failoverRow, error) {
 	r.keepalived = writerFelt{longest: sec(1), blocked: sec(2), outages: count(cells[3], 3)}
 	r.mfsha = writerFelt{longest: sec(4), blocked: sec(5), outages: count(cells[6], 6)}
 	r.floor = sec(8)
-	files := strings.Split(cells[9], ",")
+	r.clientFloor = sec(9)
+	files := strings.Split(cells[10], ",")
 	if len(files) != 2 {
-		errs = append(errs, fmt.Errorf("column 10: %q: want two counts, keepalived's and mfsha's", cells[9]))
+		errs = append(errs, fmt.Errorf("column 11: %q: want two counts, keepalived's and mfsha's", cells[10]))
 	} else {
-		r.keepalived.files, r.mfsha.files = count(files[0], 9), count(files[1], 9)
+		r.keepalived.files, r.mfsha.files = count(files[0], 10), count(files[1], 10)
 	}
 	return r, errors.Join(errs...)
 }
