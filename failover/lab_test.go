@@ -575,8 +575,12 @@ func TestFailoverPartitions(t *testing.T) {
 	}
 	vipGone := time.Now()
 	t.Logf("ma dropped the VIP %v after it lost mb too", vipGone.Sub(cut2).Round(10*time.Millisecond))
+	// The window opens before the cut: mfsmaster answers a client before it sends the line
+	// to its metaloggers (on a later turn of its event loop), and a line in flight when the
+	// route went down never reached mb. On an idle machine that is milliseconds; a CI run
+	// with every package's tests at once once lost ~1 s of files acknowledged before the cut.
 	c.mayLose = func(acked time.Time) bool {
-		return acked.After(cut2.Add(-200*time.Millisecond)) && acked.Before(vipGone.Add(200*time.Millisecond))
+		return acked.After(cut2.Add(-time.Second)) && acked.Before(vipGone.Add(200*time.Millisecond))
 	}
 	c.waitMaster(ctx, lab.HostMasterB)
 	if pids, err := c.l.Procs(lab.HostMasterA, "mfsmaster"); err != nil || len(pids) > 0 {

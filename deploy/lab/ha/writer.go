@@ -295,7 +295,11 @@ func (r WriterResult) VerifyLost(ctx context.Context, l *lab.Lab, host string, m
 		return nil, fmt.Errorf("read-back of %d acknowledged files through a fresh mount on %s: %v\n%s", len(r.Acked), host, err, firstLines(out, 20))
 	}
 	lost, wrong := r.sortBad(out, mayLose)
-	if len(wrong) > 0 || (err != nil && len(lost) == 0) {
+	if len(wrong) > 0 {
+		return lost, fmt.Errorf("read-back of %d acknowledged files through a fresh mount on %s: %d wrong outside what the fault may take back:\n%s",
+			len(r.Acked), host, len(wrong), firstLines([]byte(strings.Join(wrong, "\n")), 20))
+	}
+	if err != nil && len(lost) == 0 {
 		return lost, fmt.Errorf("read-back of %d acknowledged files through a fresh mount on %s: %v\n%s", len(r.Acked), host, err, firstLines(out, 20))
 	}
 	return lost, nil
@@ -313,9 +317,13 @@ func (r WriterResult) sortBad(out []byte, mayLose func(acked time.Time) bool) (l
 		if len(f) < 2 || f[0] != "bad" {
 			continue
 		}
-		if t, ok := acked[f[1]]; ok && mayLose != nil && mayLose(t) {
+		t, ok := acked[f[1]]
+		switch {
+		case ok && mayLose != nil && mayLose(t):
 			lost = append(lost, f[1])
-		} else {
+		case ok:
+			wrong = append(wrong, line+" (acknowledged at "+t.UTC().Format("15:04:05.000")+")")
+		default:
 			wrong = append(wrong, line)
 		}
 	}
