@@ -7,12 +7,13 @@ import (
 	"time"
 )
 
-// The client floor is the client's first attempt (at 0.1 s, then every 2 s) at or after the
-// new master listens.
+// The client floor is the client's first attempt at or after the new master listens: 0.1 s,
+// 1.1 s (a SYN resent into silence), 2.1 s (after a refusal), 4.1 s ...
 func TestClientFloor(t *testing.T) {
 	for _, tc := range []struct{ listen, want time.Duration }{
 		{50 * time.Millisecond, 100 * time.Millisecond},
 		{100 * time.Millisecond, 100 * time.Millisecond},
+		{500 * time.Millisecond, 1100 * time.Millisecond},
 		{1500 * time.Millisecond, 2100 * time.Millisecond},
 		{2100 * time.Millisecond, 2100 * time.Millisecond},
 		{2200 * time.Millisecond, 4100 * time.Millisecond},

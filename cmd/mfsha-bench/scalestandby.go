@@ -229,41 +229,50 @@ func standbyAtScale(ctx context.Context, dir, bin, meta string, inodes, rate int
 		return r, fmt.Errorf("the standby did not stop within 5 minutes of SIGTERM (see %s)", sbLog.Name())
 	}
 	running = false
+	if err := r.promoteFiles(ctx, filepath.Join(dir, "promoted"), sbDir, store, log); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// promoteFiles promotes the stopped standby's files in sbDir as a failover does (Finish,
+// HandOver, mfsmaster -a until it accepts) into data, then times mfsmaster's plain load of
+// the metadata that master saved: the floor.
+func (r *standbyScale) promoteFiles(ctx context.Context, data, sbDir string, store *snapshot.Store, log *slog.Logger) error {
 	master := moosefs.Mfsmaster{Path: benchMooseFS.Path("mfsmaster"), Version: benchMooseFS.Version}
 	sbcfg := restorer.DefaultStandbyConfig()
 	sbcfg.Cluster, sbcfg.Dir, sbcfg.Verifier, sbcfg.Mfsmaster = r.cluster, sbDir, r.env.verifier, master
 	sb, err := restorer.NewStandby(sbcfg, r.env.js, store, log, nil)
 	if err != nil {
-		return r, err
+		return err
 	}
-	data := filepath.Join(dir, "promoted")
 	if err := os.MkdirAll(data, 0o755); err != nil {
-		return r, err
+		return err
 	}
-	t0 = time.Now()
+	t0 := time.Now()
 	pos, newest, err := sb.Finish(ctx, r.last, time.Minute)
 	if err != nil {
-		return r, fmt.Errorf("promotion: %w", err)
+		return fmt.Errorf("promotion: %w", err)
 	}
 	if err := sb.HandOver(data); err != nil {
-		return r, fmt.Errorf("promotion: %w", err)
+		return fmt.Errorf("promotion: %w", err)
 	}
 	r.handOver = time.Since(t0)
 	// ServeTime returns once the master saved its metadata (the floor's input); its own
 	// figure ends when the master accepted.
 	serve, _, err := lab.ServeTime(ctx, master.Path, data, true)
 	if err != nil {
-		return r, fmt.Errorf("promotion: %w", err)
+		return fmt.Errorf("promotion: %w", err)
 	}
 	r.promote = r.handOver + serve
 	r.promoteLines = newest + 1 - pos.Version
 	if h, err := metafile.Check(filepath.Join(data, "metadata.mfs")); err != nil || h.Version != r.last+1 {
-		return r, fmt.Errorf("the promoted master saved %+v (%v), want version %d", h, err, r.last+1)
+		return fmt.Errorf("the promoted master saved %+v (%v), want version %d", h, err, r.last+1)
 	}
 	if r.promoteFloor, _, err = lab.LoadCost(ctx, master.Path, filepath.Join(data, "metadata.mfs")); err != nil {
-		return r, fmt.Errorf("load floor of the promoted metadata: %w", err)
+		return fmt.Errorf("load floor of the promoted metadata: %w", err)
 	}
-	return r, nil
+	return nil
 }
 
 // scaleWorkload writes a busy master's metadata lines onto a tree: files created in the root
