@@ -255,6 +255,9 @@ func scaleReport(c scaleConfig, rows []scaleRow) string {
 			"Blocked time is the sum of the writer's gaps over %d ms in that window; every acknowledged file is read back afterwards.\n\n", writerLead.Seconds(), ha.StallThreshold.Milliseconds())
 		fmt.Fprintf(&w, "| inodes | window | floor | keepalived: longest gap, blocked, outages | mfsha: longest gap, blocked, outages | blocked, mfsha/keepalived | files acknowledged (keepalived, mfsha) |\n|---|---|---|---|---|---|---|\n")
 		for _, r := range rows {
+			if r.window == 0 { // not measured (-scale-skip failover)
+				continue
+			}
 			k, m := r.ka.row(), r.mf.row()
 			fmt.Fprintf(&w, "| %s | %.0f s | %.2f s | %.2f s, %.2f s, %d | %.2f s, %.2f s, %d | %.2f | %d, %d |\n",
 				count(r.inodes), r.window.Seconds(), r.floor.Seconds(), k.longest, k.blocked, k.outages, m.longest, m.blocked, m.outages, m.blocked/k.blocked, k.files, m.files)
