@@ -234,6 +234,9 @@ func scaleReport(c scaleConfig, rows []scaleRow) string {
 	fmt.Fprintf(&w, "| inodes | snapshot stored by the shipper | first materialization | CPU | standby RSS | folds in the window (mean, mfsmaster RSS) | lines waiting: p50, max | copy lag, max | promotion (lines replayed) | floor | promotion over the floor |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		s := r.sb
+		if s.window == 0 { // not measured (-scale-skip standby)
+			continue
+		}
 		fmt.Fprintf(&w, "| %s | %.1f s | %.1f s | %.0f%% of a core | %d MB | %d (%.1f s, %d MB) | %.0f, %.0f | %.0f lines | %.2f s (%s) | %.2f s | %+.2f s |\n",
 			count(r.inodes), s.snapUpload.Seconds(), s.firstMaterialized.Seconds(), s.cpu, s.hwm>>20, s.folds, s.foldMean, s.foldRSS>>20,
 			s.pendingP50, s.pendingMax, s.copyLagMax, s.promote.Seconds(), count(int(s.promoteLines)), s.promoteFloor.Seconds(), (s.promote - s.promoteFloor).Seconds())
@@ -244,6 +247,9 @@ func scaleReport(c scaleConfig, rows []scaleRow) string {
 		"each in a child process of its own; RSS is that whole process's peak (VmHWM), the server included.\n\n")
 	fmt.Fprintf(&w, "| inodes | mfsha restore | mfsmaster -a restore | ratio | upload | upload RSS | stored | download | download RSS |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
+		if r.restore == 0 && r.up.seconds == 0 { // neither measured (-scale-skip standby,snapshot)
+			continue
+		}
 		fmt.Fprintf(&w, "| %s | %.1f s | %.1f s | %.2fx | %.0f MB/s (%.1f s) | %d MB | %d MB | %.0f MB/s (%.1f s) | %d MB |\n",
 			count(r.inodes), r.restore.Seconds(), r.restoreLocal.Seconds(), r.restore.Seconds()/r.restoreLocal.Seconds(),
 			r.up.mbps(), r.up.seconds, r.up.hwm>>20, r.up.stored>>20, r.down.mbps(), r.down.seconds, r.down.hwm>>20)
