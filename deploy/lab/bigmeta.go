@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/mfsha/mfsha/internal/durable"
 )
 
 // MakeMetadata writes DIR/metadata.mfs holding files f2..f(inodes+1) in the root directory,
@@ -176,27 +179,12 @@ func (l *Lab) SeedMasterFile(host, meta string) error {
 }
 
 // LinkOrCopy makes dst (new) hold src's bytes: a hard link when both are on one file system
-// (mfsmaster never writes a metadata file in place: it renames), else a synced copy.
+// (mfsmaster never writes a metadata file in place: it renames), else a synced copy. An
+// existing dst is an error either way.
 func LinkOrCopy(src, dst string) error {
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
-	in, err := os.Open(src)
-	if err != nil {
+	err := os.Link(src, dst)
+	if err == nil || errors.Is(err, os.ErrExist) {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return durable.CopyFile(src, dst)
 }
