@@ -32,6 +32,16 @@ type chunkReader struct {
 	err    error // sticky, io.EOF at the end of an intact object
 }
 
+// chunksComplete reports whether every chunk of the object oi names is stored.
+func (s *Store) chunksComplete(ctx context.Context, oi *jetstream.ObjectInfo) (bool, error) {
+	subj := chunkSubject(s.bucket, oi.NUID)
+	si, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subj))
+	if err != nil {
+		return false, fmt.Errorf("snapshot object %s/%s: count chunks: %w", s.bucket, oi.Name, err)
+	}
+	return oi.NUID != "" && si.State.Subjects[subj] == uint64(oi.Chunks), nil
+}
+
 func (s *Store) openChunks(ctx context.Context, oi *jetstream.ObjectInfo) (*chunkReader, error) {
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("snapshot object %s/%s: %s: %w", s.bucket, oi.Name, fmt.Sprintf(format, args...), ErrCorrupt)

@@ -333,3 +333,75 @@ func TestPurgeOrphans(t *testing.T) {
 		t.Fatalf("the snapshot after PurgeOrphans: %v", err)
 	}
 }
+
+// TestUploadRepairsAnObjectWithoutItsChunks: a snapshot whose metadata is stored but whose
+// chunks are gone (an upload cut short between the two) fails every download; the next upload
+// of the same file must store it again instead of taking it for stored.
+func TestUploadRepairsAnObjectWithoutItsChunks(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	path, _ := mfstest.MakeMetadata(t, t.TempDir(), 7, 3000)
+	snap, err := s.Upload(ctx, path, Info{Timeline: 1, Time: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oi, _, _ := stored(t, s, snap.Name)
+	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(chunkSubject(s.bucket, oi.NUID))); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "metadata.mfs")
+	if _, err := s.DownloadFile(ctx, snap.Name, out, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("download without chunks: %v; want ErrCorrupt", err)
+	}
+	if _, err := s.Upload(ctx, path, Info{Timeline: 1, Time: 2}); err != nil {
+		t.Fatalf("upload again: %v", err)
+	}
+	if _, err := s.DownloadFile(ctx, snap.Name, out, nil); err != nil {
+		t.Fatalf("download after the second upload: %v", err)
+	}
+	sum, _ := fileSHA256(t, path)
+	if got, _ := fileSHA256(t, out); got != sum {
+		t.Fatalf("downloaded SHA-256 %s; want the file's %s", got, sum)
+	}
+}
+
+// TestCancelledUploadsLeaveNoObjectWithoutChunks: an upload whose context ends at any moment
+// either stores a snapshot that downloads or leaves none visible. Cancellations are spread
+// around the end of an upload, where the metadata is published: a cancellation after the
+// server stored it but before its acknowledgement arrived used to purge the chunks of a
+// visible object.
+func TestCancelledUploadsLeaveNoObjectWithoutChunks(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	path, version := mfstest.MakeMetadata(t, t.TempDir(), 7, 3000)
+	var took time.Duration // the fastest of a few uploads
+	for tl := uint64(1); tl <= 5; tl++ {
+		start := time.Now()
+		if _, err := s.Upload(ctx, path, Info{Timeline: 1000 + tl, Time: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); took == 0 || d < took {
+			took = d
+		}
+	}
+	const n = 150
+	visible := 0
+	for i := range n {
+		tl := uint64(i + 1)
+		cctx, cancel := context.WithTimeout(ctx, took*time.Duration(30+i)/100)
+		_, uerr := s.Upload(cctx, path, Info{Timeline: tl, Time: 1})
+		cancel()
+		name := stream.SnapshotName(tl, version)
+		if _, err := s.Get(ctx, name); errors.Is(err, ErrNotFound) {
+			continue
+		} else if err != nil {
+			t.Fatalf("upload %d (%v): get: %v", i, uerr, err)
+		}
+		visible++
+		out := filepath.Join(t.TempDir(), "metadata.mfs")
+		if _, err := s.DownloadFile(ctx, name, out, nil); err != nil {
+			t.Fatalf("upload %d cancelled after %v (its error: %v) left %s visible, but: %v", i, took*time.Duration(30+i)/100, uerr, name, err)
+		}
+	}
+	t.Logf("one upload took %v; %d of %d cancelled uploads stored their snapshot", took, visible, n)
+}

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mfsha/mfsha/internal/metafile"
 	"github.com/mfsha/mfsha/internal/moosefs"
@@ -28,12 +30,15 @@ import (
 //     if the file shrank or changed under it, Upload fails naming the file.
 //   - It is idempotent: when the same file (same size and SHA-256) is already stored under
 //     that name, nothing is sent and the stored snapshot is returned, with its stored Time and
-//     Source; only its metadata is signed again when it is not signed by this store's key. This costs one read of the file. A different file under that name is
-//     ErrConflict, returned with the stored snapshot; a stored object with bad metadata is
-//     ErrCorrupt.
+//     Source; only its metadata is signed again when it is not signed by this store's key.
+//     This costs one read of the file. A different file under that name is ErrConflict,
+//     returned with the stored snapshot; a stored object with bad metadata is ErrCorrupt. The
+//     same file stored without all its chunks is stored again in its place.
 //   - On any error nothing is stored: chunks already sent are purged, and the snapshot becomes
-//     visible only with its complete metadata. Of concurrent uploads of one name, one stores
-//     it and the others behave as if it was there before.
+//     visible only with its complete metadata. When the metadata's publish fails after the
+//     server may have stored it (a cancelled context), the store is asked which it was before
+//     anything is purged. Of concurrent uploads of one name, one stores it and the others
+//     behave as if it was there before.
 func (s *Store) Upload(ctx context.Context, path string, info Info) (Snapshot, error) {
 	if info.Timeline == 0 {
 		return Snapshot{}, fmt.Errorf("upload %s: timeline 0: timelines start at 1", path)
@@ -64,8 +69,27 @@ func (s *Store) Upload(ctx context.Context, path string, info Info) (Snapshot, e
 			if err != nil {
 				return Snapshot{}, fmt.Errorf("upload %s: %w", path, err)
 			}
-			if err := src.same(have); err != nil || s.signedByUs(oi, have) {
+			if err := src.same(have); err != nil {
 				return have, err
+			}
+			// The same file, but its chunks not all stored (an upload cut short before the
+			// fix in put, or chunks lost): store it again in its place, or standbys that
+			// need it fail on it until it ages out.
+			if complete, err := s.chunksComplete(ctx, oi); err != nil {
+				return Snapshot{}, fmt.Errorf("upload %s: %w", path, err)
+			} else if !complete {
+				snap, err := s.put(ctx, &src, name, info, prev)
+				if errors.Is(err, errRaced) && attempt < 3 {
+					continue
+				}
+				if err == nil && oi.NUID != "" {
+					// What is left of the old chunks: if this fails, PurgeOrphans finds them.
+					_ = s.purgeChunks(ctx, oi.NUID)
+				}
+				return snap, err
+			}
+			if s.signedByUs(oi, have) {
+				return have, nil
 			}
 			// The same file, stored unsigned (before signatures existed) or signed by another
 			// key (a rotation): sign its metadata with ours, so that readers take it. The
@@ -167,7 +191,35 @@ func (s *Store) put(ctx context.Context, src *source, name string, info Info, pr
 	md := snap.metadata()
 	s.signMetadata(snap, md)
 	if err := s.publishMeta(ctx, w.info(name, md), prev); err != nil {
+		// An error may come after the server stored the metadata (the context ended, or the
+		// acknowledgement was lost): purging the chunks then would leave a visible object
+		// without them, which no standby can download and no later upload replaced (seen when
+		// a promotion's first shipper was stopped during an upload). Ask which it was.
+		if !errors.Is(err, errRaced) && s.settle(ctx, w.info(name, md), prev) {
+			return snap, nil
+		}
 		return Snapshot{}, fmt.Errorf("upload %s: %w", src.path, err)
 	}
 	return snap, nil
+}
+
+// settle decides a metadata publish whose outcome is unknown, and reports whether oi is
+// stored. A lookup alone cannot: the publish may still be on its way to the stream. So it
+// publishes the same metadata again, on the same connection, with the same compare-and-set:
+// the server handles one connection's messages in order, so the first publish is decided
+// before the second. The second is stored (the first was not), or refused because the first
+// (or another uploader's) was: the lookup then tells which. It tries for a short while even
+// when ctx has ended.
+func (s *Store) settle(ctx context.Context, oi *jetstream.ObjectInfo, prev uint64) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := s.publishMeta(ctx, oi, prev)
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, errRaced) {
+		return false
+	}
+	got, _, err := s.lookup(ctx, oi.Name)
+	return err == nil && !got.Deleted && got.NUID == oi.NUID
 }
