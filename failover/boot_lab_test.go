@@ -68,6 +68,8 @@ func TestFailoverBootRules(t *testing.T) {
 	mbFrom = logSize(t, c.l, lab.HostMasterB)
 	c.must("mb's node (ship, old files)", c.startNode(ctx, lab.HostMasterB, "ship"))
 	c.waitMaster(ctx, lab.HostMasterB)
+	// The lease names mb a moment before its node logs the promotion: wait for the line.
+	waitLog(ctx, t, c.l, lab.HostMasterB, mbFrom, "promoted: this node is the master")
 	s := logSince(t, c.l, lab.HostMasterB, mbFrom)
 	for _, want := range []string{"boot: the local master's files do not continue the stream; standing by", "the lease is free: promoting", "promoted: this node is the master"} {
 		if !strings.Contains(s, want) {

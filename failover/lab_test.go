@@ -127,8 +127,20 @@ func newClusterOf(t *testing.T, suffix string, receive bool, extra ...string) *c
 				}
 				t.Logf("---- %s node log (tail) ----\n%s", h, strings.Join(lines, "\n"))
 			}
+			// What the writer's mfsmount saw: a stuck writer is explained here, not in the nodes.
+			if b, err := os.ReadFile(l.LogPath(lab.HostClient, lab.RoleMount)); err == nil {
+				lines := strings.Split(string(b), "\n")
+				if len(lines) > 40 {
+					lines = lines[len(lines)-40:]
+				}
+				t.Logf("---- %s mount log (tail) ----\n%s", lab.HostClient, strings.Join(lines, "\n"))
+			}
 		}
 		keepHosts := func(keep, sub string) { // copy each host's dir (or its sub) to keep
+			if err := os.MkdirAll(keep, 0o755); err != nil {
+				t.Logf("keep: %v", err)
+				return
+			}
 			for _, h := range l.Hosts() {
 				if b, err := exec.Command("cp", "-a", filepath.Join(l.HostDir(h), sub), filepath.Join(keep, t.Name()+"-"+h)).CombinedOutput(); err != nil {
 					t.Logf("keep %s of %s: %v %s", cmp.Or(sub, "the files"), h, err, b)
