@@ -47,6 +47,7 @@ type Standby interface {
 	Finish(ctx context.Context, until uint64, wait time.Duration) (restorer.Position, uint64, error)
 	HandOver(dir string) error
 	Local() uint64
+	Streamed() uint64 // the stream's newest version when last read: Local beyond it is the metalogger's
 	Materialized() restorer.Position
 	// Lag's ok is false while the materialized metadata is not on the stream's newest
 	// timeline (or nothing is materialized): such a standby cannot promote.
@@ -63,11 +64,14 @@ type History interface {
 
 // Deps are what a Node drives.
 type Deps struct {
-	Lease      *Lease
-	Master     *Master
-	VIP        *VIP
-	History    History
-	NewShipper func(epoch func() uint64) (Shipper, error)
+	Lease   *Lease
+	Master  *Master
+	VIP     *VIP
+	History History
+	// NewShipper makes the master's shipper, stamped with epoch; with linesOnly, one that
+	// ships the changelog and nothing else (no snapshots, no retention, no liveness loop):
+	// shipFirst's, stopped at any moment.
+	NewShipper func(epoch func() uint64, linesOnly bool) (Shipper, error)
 	NewStandby func() (Standby, error)
 	// Placement, when set, is called every few seconds while this node is the master, to keep
 	// the lease's NATS stream leader off this host.

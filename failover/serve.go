@@ -20,8 +20,11 @@ type term struct {
 	sh      Shipper
 	shStop  context.CancelFunc
 	shDone  chan error // the shipper's result, once
-	arpStop context.CancelFunc
-	arpWG   sync.WaitGroup
+	// streamed: the version the stream held once a promotion shipped the handed-over lines
+	// (shipFirst); 0 before, or when nothing was shipped.
+	streamed uint64
+	arpStop  context.CancelFunc
+	arpWG    sync.WaitGroup
 }
 
 // announce (re)starts the VIP's gratuitous ARPs in the background, replacing earlier ones.
@@ -40,7 +43,7 @@ func (n *Node) announce(ctx context.Context, t *term) {
 
 // startShipper runs a shipper stamped with the term's epoch.
 func (n *Node) startShipper(ctx context.Context, t *term) error {
-	sh, err := n.d.NewShipper(t.k.epoch)
+	sh, err := n.d.NewShipper(t.k.epoch, false)
 	if err != nil {
 		return fmt.Errorf("shipper: %w", err)
 	}

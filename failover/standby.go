@@ -270,6 +270,15 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	if err != nil {
 		return abort(fmt.Errorf("release the chunk locks the old master left: %w", err))
 	}
+	// The stream first: a promotion that fails from here on must not take with it the lines
+	// only this standby had (see shipFirst). Without such lines there is nothing to protect
+	// (the UNLOCK and NEXTCHUNKID lines are this promotion's own: the next makes its own).
+	handed := time.Now()
+	if streamed := sb.Streamed(); last > streamed {
+		if t.streamed, err = n.shipFirst(ctx, t, last+unlocked); err != nil {
+			return abort(err)
+		}
+	}
 	folded := time.Now()
 	v, err := n.d.Master.Start(ctx, true)
 	if err != nil {
@@ -295,15 +304,17 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	n.m.Promotions.Inc()
 	n.m.PromotionSeconds.Set(time.Since(start).Seconds())
 	n.log.Info("promoted: this node is the master", "epoch", epoch, "version", v, "materialized", pos.Version, "timeline", pos.Timeline,
-		"final_from_old_master", final, "drain", folded.Sub(start).Round(time.Millisecond), "mfsmaster_start", serving.Sub(folded).Round(time.Millisecond),
+		"final_from_old_master", final, "drain", handed.Sub(start).Round(time.Millisecond), "stream_first", folded.Sub(handed).Round(time.Millisecond), "mfsmaster_start", serving.Sub(folded).Round(time.Millisecond),
 		"total", time.Since(start).Round(time.Millisecond))
 	return t, nil
 }
 
-// abandon ends a term that never served: fence, then release the lease with the reason.
+// abandon ends a term that never served: fence, then release the lease with the reason, and
+// with the version the stream holds from this term (shipFirst), which the next promoter then
+// waits for.
 func (n *Node) abandon(t *term, what string, err error) (*term, error) {
 	n.fence(t, true, 0)
-	if rerr := t.k.release(context.Background(), 0, "", what+": "+short(err)); rerr != nil {
+	if rerr := t.k.release(context.Background(), t.streamed, "", what+": "+short(err)); rerr != nil {
 		n.log.Warn("release after: "+what, "err", rerr)
 	}
 	return nil, err

@@ -26,34 +26,8 @@ func TestFailoverRefusesWrongVersion(t *testing.T) {
 	defer cancel()
 	c.before(ctx, 3)
 
-	// mb's node again, with an mfsmaster that drops the last handed-over line while the
-	// flag file exists.
-	dir := t.TempDir()
-	flag := filepath.Join(dir, "drop-a-line")
-	wrapper := filepath.Join(dir, "mfsmaster")
-	script := fmt.Sprintf(`#!/bin/sh
-# The test's fault: a restore start (-a) loses the newest handed-over changelog line.
-log=%[1]s
-if [ -e %[2]s ] && [ -s %[3]s/changelog.1.mfs ]; then
-	for a in "$@"; do
-		if [ "$a" = -a ]; then
-			echo "dropping: $(tail -n 1 %[3]s/changelog.1.mfs)" >>$log
-			sed -i '$d' %[3]s/changelog.1.mfs
-			break
-		fi
-	done
-fi
-exec %[4]s "$@"
-`, filepath.Join(dir, "dropped.log"), flag, c.l.MasterDataDir(lab.HostMasterB), c.l.MooseFS().Path("mfsmaster"))
-	c.must("wrapper", os.WriteFile(wrapper, []byte(script), 0o755))
-	c.must("stop mb's node", c.l.Stop(ctx, lab.HostMasterB, ha.RoleNode))
+	flag, dropped := c.restartWithDroppingMaster(ctx, lab.HostMasterB)
 	mbFrom := logSize(t, c.l, lab.HostMasterB)
-	// No fold after the one a fresh standby makes at once: the promotion must hand lines over
-	// (a fold racing the kill left none, and nothing to drop).
-	extra := append(append([]string{}, nodeFlags...), "--mfsmaster", wrapper, "--fold-every", "1h", "--fold-replay", "1h")
-	c.must("mb's node with the wrapper", ha.StartNode(ctx, c.l, ha.NodeSpec{Host: lab.HostMasterB, Bin: c.bin, Start: "standby", Cluster: c.name, NATS: c.urls, Extra: extra}))
-	waitLog(ctx, t, c.l, lab.HostMasterB, mbFrom, "msg=materialized")
-	time.Sleep(mustDuration(t, "1500ms")) // past START_GRACE (1 s): the promotion starts at once
 	c.write(ctx, "before-kill")
 	c.caughtUp(ctx, lab.HostMasterB)
 	c.must("flag", os.WriteFile(flag, nil, 0o644))
@@ -66,8 +40,7 @@ exec %[4]s "$@"
 	if seen := watch(); seen != "" {
 		t.Fatalf("mb served as the master: %s", seen)
 	}
-	dropped, _ := os.ReadFile(filepath.Join(dir, "dropped.log"))
-	t.Logf("mb's mfsmaster lost: %s", strings.TrimSpace(string(dropped)))
+	t.Logf("mb's mfsmaster lost: %s", dropped())
 	for _, line := range strings.Split(logSince(t, c.l, lab.HostMasterB, mbFrom), "\n") {
 		if strings.Contains(line, "refusing to serve without them") {
 			t.Logf("mb: %s", line)
@@ -87,6 +60,44 @@ exec %[4]s "$@"
 	c.write(ctx, "on-ma")
 	c.verify(ctx)
 	c.stopWriter(ctx, fault{"kill -9 of mfsmaster on ma, mb's promotion refused", killed})
+}
+
+// restartWithDroppingMaster restarts host's node as a standby whose MFSMASTER_BIN, while the
+// returned flag file exists, loses the last handed-over changelog line before a restore start
+// (-a) of the real mfsmaster: a master that did not apply every line. It waits until the node
+// materialized and is past START_GRACE. dropped reports what was dropped.
+func (c *cluster) restartWithDroppingMaster(ctx context.Context, host string) (flag string, dropped func() string) {
+	c.t.Helper()
+	dir := c.t.TempDir()
+	flag = filepath.Join(dir, "drop-a-line")
+	wrapper := filepath.Join(dir, "mfsmaster")
+	script := fmt.Sprintf(`#!/bin/sh
+# The test's fault: a restore start (-a) loses the newest handed-over changelog line.
+log=%[1]s
+if [ -e %[2]s ] && [ -s %[3]s/changelog.1.mfs ]; then
+	for a in "$@"; do
+		if [ "$a" = -a ]; then
+			echo "dropping: $(tail -n 1 %[3]s/changelog.1.mfs)" >>$log
+			sed -i '$d' %[3]s/changelog.1.mfs
+			break
+		fi
+	done
+fi
+exec %[4]s "$@"
+`, filepath.Join(dir, "dropped.log"), flag, c.l.MasterDataDir(host), c.l.MooseFS().Path("mfsmaster"))
+	c.must("wrapper", os.WriteFile(wrapper, []byte(script), 0o755))
+	c.must("stop "+host+"'s node", c.l.Stop(ctx, host, ha.RoleNode))
+	from := logSize(c.t, c.l, host)
+	// No fold after the one a fresh standby makes at once: the promotion must hand lines over
+	// (a fold racing the fault left none, and nothing to drop).
+	extra := append(append([]string{}, nodeFlags...), "--mfsmaster", wrapper, "--fold-every", "1h", "--fold-replay", "1h")
+	c.must(host+"'s node with the wrapper", ha.StartNode(ctx, c.l, ha.NodeSpec{Host: host, Bin: c.bin, Start: "standby", Cluster: c.name, NATS: c.urls, Extra: extra}))
+	waitLog(ctx, c.t, c.l, host, from, "msg=materialized")
+	time.Sleep(mustDuration(c.t, "1500ms")) // past START_GRACE (1 s): a promotion starts at once
+	return flag, func() string {
+		b, _ := os.ReadFile(filepath.Join(dir, "dropped.log"))
+		return strings.TrimSpace(string(b))
+	}
 }
 
 // watchMaster polls the lease until the returned function is called, and reports a record

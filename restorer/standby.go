@@ -430,6 +430,15 @@ func (s *Standby) follow(ctx context.Context) error {
 	return serr
 }
 
+// Streamed is the newest version of the newest timeline when the standby last read the
+// stream (0 before it did): the lines Local has beyond it came from the metalogger only.
+func (s *Standby) Streamed() uint64 {
+	if tl := s.newest.Load(); tl != nil {
+		return tl.LastVersion
+	}
+	return 0
+}
+
 // Local is the newest version copied to the standby's disk.
 func (s *Standby) Local() uint64 {
 	s.mu.Lock()

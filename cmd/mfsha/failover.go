@@ -156,9 +156,12 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 		Master:  master,
 		VIP:     vip,
 		History: failover.StreamHistory{JS: p.conn.js, Cluster: f.cfg.Cluster, Verifier: p.standby.Verifier},
-		NewShipper: func(epoch func() uint64) (failover.Shipper, error) {
+		NewShipper: func(epoch func() uint64, linesOnly bool) (failover.Shipper, error) {
 			cfg := p.ship
 			cfg.DataDir, cfg.Kind, cfg.Epoch, cfg.Live = master.DataPath(), shipper.KindMaster, epoch, p.web.live
+			if linesOnly {
+				cfg.Snapshots, cfg.Live = nil, nil
+			}
 			return shipper.New(cfg, p.conn.js, p.log, shipMetrics)
 		},
 		NewStandby: func() (failover.Standby, error) {
