@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -473,6 +474,7 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 		if plan, err = CalcPlan(tls, snaps, tl.Timeline, Target{}); err != nil {
 			return err
 		}
+		return s.resync(ctx, tls, snaps, plan)
 	default:
 		s.mu.Lock()
 		local, lastChange := s.local, s.lastChange
@@ -495,6 +497,40 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 		}
 		plan = Plan{Timeline: *tl, BaseFile: filepath.Join(s.cfg.Dir, "metadata.mfs"), LinesFile: s.pendingPath(), From: pos.Version, To: local - 1}
 	}
+	return s.apply(ctx, plan)
+}
+
+// resync applies a plan that starts from a snapshot. A snapshot that turns out corrupt (its
+// chunks missing or not matching its signed digest: snapshot.ErrCorrupt) is left out and the
+// plan made again from the next older one, whose lines the stream may still hold: a standby
+// must not wait forever on one bad object (seen: a snapshot whose upload was cut short, before
+// the store settled such publishes) while an older snapshot and the stream can do. Only when
+// none is left does the error stand.
+func (s *Standby) resync(ctx context.Context, tls []stream.Timeline, snaps []snapshot.Snapshot, plan Plan) error {
+	for {
+		err := s.apply(ctx, plan)
+		if err == nil || plan.Snapshot == nil || !errors.Is(err, snapshot.ErrCorrupt) {
+			return err
+		}
+		bad := plan.Snapshot.Name
+		snaps = slices.DeleteFunc(snaps, func(sn snapshot.Snapshot) bool { return sn.Name == bad })
+		next, perr := CalcPlan(tls, snaps, plan.Timeline.Timeline, Target{})
+		if perr != nil {
+			return fmt.Errorf("%w; and no older snapshot will do: %w", err, perr)
+		}
+		instead := "the empty file system and every line"
+		if next.Snapshot != nil {
+			instead = next.Snapshot.Name
+		}
+		s.log.Error("a snapshot is corrupt; resynchronizing from an older one", "corrupt", bad, "err", err, "instead", instead)
+		s.m.Errors.Inc()
+		plan = next
+	}
+}
+
+// apply applies plan into the standby's directory and takes its result as the materialized
+// position.
+func (s *Standby) apply(ctx context.Context, plan Plan) error {
 	start := time.Now()
 	out, err := Apply(ctx, s.js, s.store, plan, Options{Cluster: s.cfg.Cluster, OutDir: s.cfg.Dir, Force: true, Mfsmaster: s.cfg.Mfsmaster,
 		FoldUser: s.cfg.FoldUser, Log: s.log, Verifier: s.cfg.Verifier, check: s.check})
