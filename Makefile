@@ -74,8 +74,11 @@ bench: deps build
 # Issue 13's figures per size of a realistic tree (1M and 10M inodes; SCALE_INODES to change,
 # e.g. 1000000,10000000,30000000 with 16 GB free). Trees are kept in /var/tmp/mfsha-scale.
 SCALE_INODES ?= 1000000,10000000
+# SCALE_MOOSEFS=4.59.2 measures the MooseFS 4 build instead, into BENCHMARKS-scale-4.59.2.md.
+SCALE_MOOSEFS ?= 3.0.117
+SCALE_OUT ?= $(if $(filter 3.0.117,$(SCALE_MOOSEFS)),BENCHMARKS-scale.md,BENCHMARKS-scale-$(SCALE_MOOSEFS).md)
 bench-scale: deps build
-	$(GO) run ./cmd/mfsha-bench -only scale -scale-inodes $(SCALE_INODES) -out BENCHMARKS-scale.md -mfsha $(BIN)
+	$(GO) run ./cmd/mfsha-bench -only scale -moosefs $(SCALE_MOOSEFS) -scale-inodes $(SCALE_INODES) -out $(SCALE_OUT) -mfsha $(BIN)
 
 # Redraws BENCHMARKS-failover.svg from the failover table of BENCHMARKS.md (make bench draws it too).
 bench-chart:

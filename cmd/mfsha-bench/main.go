@@ -22,7 +22,8 @@ import (
 	"github.com/mfsha/mfsha/shipper"
 )
 
-// benchMooseFS is the release measured: the figures of BENCHMARKS.md are Debian's 3.0.117.
+// benchMooseFS is the release measured (-moosefs): the figures of BENCHMARKS.md are Debian's
+// 3.0.117.
 var benchMooseFS = moosefs.Installed[0]
 
 func main() {
@@ -46,7 +47,14 @@ func main() {
 	scaleSkip := flag.String("scale-skip", "", "scale section: `parts` not measured, comma-separated: standby (and the restore), snapshot, failover, keepalived")
 	snapFile := flag.String("snapshot-file", "", "internal: upload this metadata `file` to -snapshot-dir's server and print peak RSS")
 	snapGet := flag.Bool("snapshot-get", false, "internal: download the snapshot stored in -snapshot-dir's server and print peak RSS")
+	release := flag.String("moosefs", benchMooseFS.Version.String(), "the MooseFS `release` the lab sections run (one of the installed: make deps)")
 	flag.Parse()
+	if d, err := moosefs.DistOf(*release); err != nil {
+		fmt.Fprintln(os.Stderr, "mfsha-bench: -moosefs:", err)
+		os.Exit(2)
+	} else {
+		benchMooseFS = d
+	}
 	if *chartOnly {
 		rows, err := readFailoverTable(*out)
 		if err == nil {
