@@ -25,8 +25,10 @@ func TestBigMetadataServed(t *testing.T) {
 		t.Fatalf("version %d, want 1000002", version)
 	}
 	timed(t, "master start on it", func() error { return l.StartMaster(ctx, HostMasterA) })
+	// The loaded version, or a few more: a MooseFS 4 master logs lines of its own once it
+	// serves (seen once in CI: one line before the probe). An empty file system would serve 1.
 	got, err := MasterVersion(ctx, l.Dialer(HostMasterA), l.HostAddr(HostMasterA).String()+":9421")
-	if err != nil || got != version {
-		t.Fatalf("master serves version %d (%v), want %d", got, err, version)
+	if err != nil || got < version || got > version+10 {
+		t.Fatalf("master serves version %d (%v), want %d (or a few lines more)", got, err, version)
 	}
 }
