@@ -32,14 +32,20 @@ type chunkReader struct {
 	err    error // sticky, io.EOF at the end of an intact object
 }
 
-// chunksComplete reports whether every chunk of the object oi names is stored.
-func (s *Store) chunksComplete(ctx context.Context, oi *jetstream.ObjectInfo) (bool, error) {
+// storedChunks counts the chunks stored under the object oi names.
+func (s *Store) storedChunks(ctx context.Context, oi *jetstream.ObjectInfo) (uint64, error) {
 	subj := chunkSubject(s.bucket, oi.NUID)
 	si, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subj))
 	if err != nil {
-		return false, fmt.Errorf("snapshot object %s/%s: count chunks: %w", s.bucket, oi.Name, err)
+		return 0, fmt.Errorf("snapshot object %s/%s: count chunks: %w", s.bucket, oi.Name, err)
 	}
-	return oi.NUID != "" && si.State.Subjects[subj] == uint64(oi.Chunks), nil
+	return si.State.Subjects[subj], nil
+}
+
+// chunksComplete reports whether every chunk of the object oi names is stored.
+func (s *Store) chunksComplete(ctx context.Context, oi *jetstream.ObjectInfo) (bool, error) {
+	have, err := s.storedChunks(ctx, oi)
+	return oi.NUID != "" && have == uint64(oi.Chunks), err
 }
 
 func (s *Store) openChunks(ctx context.Context, oi *jetstream.ObjectInfo) (*chunkReader, error) {
@@ -59,11 +65,11 @@ func (s *Store) openChunks(ctx context.Context, oi *jetstream.ObjectInfo) (*chun
 	}
 	r := &chunkReader{ctx: ctx, s: s, oi: oi, digest: digest, sum: sha256.New()}
 	subj := chunkSubject(s.bucket, oi.NUID)
-	si, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subj))
+	have, err := s.storedChunks(ctx, oi)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot object %s/%s: count chunks: %w", s.bucket, oi.Name, err)
+		return nil, err
 	}
-	if have := si.State.Subjects[subj]; have != uint64(oi.Chunks) {
+	if have != uint64(oi.Chunks) {
 		return nil, corrupt("%d of its %d chunks are stored", have, oi.Chunks)
 	}
 	if oi.Chunks == 0 {
