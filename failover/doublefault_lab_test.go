@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mfsha/mfsha/deploy/lab"
+	"github.com/mfsha/mfsha/internal/changelog"
 	"github.com/mfsha/mfsha/shipper"
 )
 
@@ -99,11 +98,11 @@ func cutChangelog(t *testing.T, dir string, keep uint64) int {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		v, err := strconv.ParseUint(strings.SplitN(sc.Text(), ":", 2)[0], 10, 64)
+		l, err := changelog.Parse(sc.Bytes())
 		if err != nil {
-			t.Fatalf("%s: %q: %v", path, sc.Text(), err)
+			t.Fatalf("%s: %v", path, err)
 		}
-		if v > keep {
+		if l.Version > keep {
 			cut++
 			continue
 		}

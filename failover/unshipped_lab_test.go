@@ -103,12 +103,7 @@ func TestFailoverMostCaughtUpStandbyWins(t *testing.T) {
 // happened.
 func (c *cluster) dieWithUnshippedLines(ctx context.Context) (stream.BatchInfo, time.Time) {
 	c.t.Helper()
-	pids, err := c.l.Procs(lab.HostMasterA, "mfsha")
-	c.must("mfsha on ma", err)
-	if len(pids) != 1 {
-		c.t.Fatalf("mfsha processes on ma: %v; want one", pids)
-	}
-	c.must("SIGSTOP ma's node", syscall.Kill(pids[0], syscall.SIGSTOP))
+	c.must("SIGSTOP ma's node", syscall.Kill(c.onlyProc(lab.HostMasterA, "mfsha"), syscall.SIGSTOP))
 	for i := range 3 {
 		c.write(ctx, fmt.Sprintf("unshipped-%d", i))
 	}
