@@ -39,8 +39,9 @@ import (
 // judge the files), at worst a writer waits out one lock. A failed write ends the promotion.
 //
 // With skipChunks, it then appends a NEXTCHUNKID line past every chunk id the old master may
-// have used in lines nobody got (see chunklock.ChunkSkip); the count includes it.
-func releaseChunkLocks(dataPath string, now time.Time, skipChunks bool, log *slog.Logger) (uint64, error) {
+// have used in lines nobody got (see chunklock.ChunkSkip); the count includes it. It also
+// returns the locks released: their chunks may be lost (see repairLost).
+func releaseChunkLocks(dataPath string, now time.Time, skipChunks bool, log *slog.Logger) (uint64, []chunklock.Lock, error) {
 	var tr chunklock.Tracker
 	meta, err := chunklock.MetadataChunks(filepath.Join(dataPath, "metadata.mfs"))
 	if err != nil {
@@ -59,23 +60,23 @@ func releaseChunkLocks(dataPath string, now time.Time, skipChunks bool, log *slo
 		if locks = tr.Held(now); len(locks) > 0 && meta.Version != 0 {
 			b := chunklock.AppendUnlocks(nil, locks, meta.Version, now)
 			if err := durable.WriteFile(path, b, 0o644); err != nil {
-				return 0, fmt.Errorf("chunk locks: %w", err)
+				return 0, nil, fmt.Errorf("chunk locks: %w", err)
 			}
 			if err := chownLike(path, dataPath); err != nil {
-				return 0, fmt.Errorf("chunk locks: %w", err)
+				return 0, nil, fmt.Errorf("chunk locks: %w", err)
 			}
 			if err := tr.ScanFile(path); err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 		} else {
 			locks = nil
 		}
 	case err != nil:
 		log.Error("chunk locks the old master left are not released, nor its chunk ids skipped: a writer may wait up to 120 s", "err", err)
-		return 0, nil
+		return 0, nil, nil
 	default:
 		if locks, err = tr.Release(path, now); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
 	for _, l := range locks {
@@ -86,15 +87,15 @@ func releaseChunkLocks(dataPath string, now time.Time, skipChunks bool, log *slo
 	if skipChunks && meta.Version != 0 {
 		id, err := tr.SkipChunks(path, meta.Version, now)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		if err := chownLike(path, dataPath); err != nil {
-			return 0, fmt.Errorf("skip chunk ids: %w", err)
+			return 0, nil, fmt.Errorf("skip chunk ids: %w", err)
 		}
 		added++
 		log.Info("the old master's lease expired: chunk ids it may have used unseen are skipped", "next_chunk_id", id)
 	}
-	return added, nil
+	return added, locks, nil
 }
 
 // releaseLocalChunkLocks is releaseChunkLocks for a master restarted on its own files (boot,
@@ -103,7 +104,7 @@ func releaseChunkLocks(dataPath string, now time.Time, skipChunks bool, log *slo
 // on. The tracker starts from the metadata's locks (CHNK lockedto) and reads those lines; the
 // locks they leave held at now get an UNLOCK line each, appended after the newest line of the
 // newest changelog file (changelog.0.mfs, or the lowest N holding a line) by an atomic rewrite,
-// owned like dataPath. last is the version of that newest line (0 without any: the UNLOCK lines
+// owned like dataPath; it returns those locks too (see repairLost). last is the version of that newest line (0 without any: the UNLOCK lines
 // then make changelog.0.mfs from the metadata's version). It returns how many lines it
 // appended and the version of the first one; the master must then serve at least
 // first+added. No NEXTCHUNKID (promotion adds one after an unplanned failover): the files are
@@ -124,10 +125,10 @@ func releaseChunkLocks(dataPath string, now time.Time, skipChunks bool, log *slo
 // served. Files it cannot read (a gap, a malformed line, no whole metadata) are logged and
 // left alone: mfsmaster -a and the version check judge them, at worst a writer waits out one
 // lock. A failed write ends the take-over.
-func releaseLocalChunkLocks(dataPath string, last uint64, now time.Time, log *slog.Logger) (first, added uint64, err error) {
-	skip := func(msg string, err error) (uint64, uint64, error) {
+func releaseLocalChunkLocks(dataPath string, last uint64, now time.Time, log *slog.Logger) (first, added uint64, released []chunklock.Lock, err error) {
+	skip := func(msg string, err error) (uint64, uint64, []chunklock.Lock, error) {
 		log.Error("chunk locks the local files leave held are not released ("+msg+"): a writer may wait up to 120 s", "err", err)
-		return 0, 0, nil
+		return 0, 0, nil, nil
 	}
 	mf, err := newestMetadata(dataPath)
 	if err != nil {
@@ -184,19 +185,19 @@ func releaseLocalChunkLocks(dataPath string, last uint64, now time.Time, log *sl
 	}
 	locks, err := tr.ReleaseAt(target, next, now)
 	if err != nil {
-		return 0, 0, fmt.Errorf("release the chunk locks the local files leave held: %w", err)
+		return 0, 0, nil, fmt.Errorf("release the chunk locks the local files leave held: %w", err)
 	}
 	if len(locks) == 0 {
-		return next, 0, nil
+		return next, 0, nil, nil
 	}
 	if err := chownLike(target, dataPath); err != nil {
-		return 0, 0, fmt.Errorf("chunk locks: %w", err)
+		return 0, 0, nil, fmt.Errorf("chunk locks: %w", err)
 	}
 	for _, l := range locks {
 		log.Info("released a chunk lock the stopped master left held", "chunk", l.Chunk, "inode", l.Inode,
 			"locked_by", l.Op, "line", l.Version, "age", now.Sub(time.Unix(int64(l.Time), 0)).Round(time.Second), "file", target)
 	}
-	return next, uint64(len(locks)), nil
+	return next, uint64(len(locks)), locks, nil
 }
 
 // localChangelogs lists dataPath's changelog.N.mfs files, newest (lowest N) first.

@@ -42,7 +42,7 @@ func TestRealMasterRetakeReleasesDanglingLock(t *testing.T) {
 	if err != nil || want != lockVersion+1 {
 		t.Fatalf("prepareLocal: want %d, %v; the WRITE is line %d", want, err, lockVersion)
 	}
-	first, added, err := releaseLocalChunkLocks(data, want-1, time.Now(), log)
+	first, added, _, err := releaseLocalChunkLocks(data, want-1, time.Now(), log)
 	if err != nil || first != want || added != 1 {
 		t.Fatalf("releaseLocalChunkLocks: first %d, added %d, %v; want %d, 1", first, added, err, want)
 	}

@@ -18,7 +18,7 @@ func TestReleaseChunkLocks(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	now := time.Unix(1796222300, 0)
 	dir := t.TempDir()
-	if n, err := releaseChunkLocks(dir, now, false, log); n != 0 || err != nil {
+	if n, _, err := releaseChunkLocks(dir, now, false, log); n != 0 || err != nil {
 		t.Fatalf("without changelog.1.mfs: %d, %v; want 0, nil", n, err)
 	}
 	path := filepath.Join(dir, "changelog.1.mfs")
@@ -28,7 +28,7 @@ func TestReleaseChunkLocks(t *testing.T) {
 	if err := os.WriteFile(path, []byte(dangling), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n, err := releaseChunkLocks(dir, now, false, log)
+	n, _, err := releaseChunkLocks(dir, now, false, log)
 	if err != nil || n != 1 {
 		t.Fatalf("dangling WRITE: %d, %v; want 1 line appended", n, err)
 	}
@@ -41,7 +41,7 @@ func TestReleaseChunkLocks(t *testing.T) {
 	if err := os.WriteFile(path, holed, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := releaseChunkLocks(dir, now, false, log); n != 0 || err != nil {
+	if n, _, err := releaseChunkLocks(dir, now, false, log); n != 0 || err != nil {
 		t.Fatalf("holed file: %d, %v; want 0, nil", n, err)
 	}
 	if b, _ := os.ReadFile(path); !bytes.Equal(b, holed) {
@@ -59,7 +59,7 @@ func TestReleaseChunkLocksOfTheMetadata(t *testing.T) {
 	// 1796222410 (a WRITE at 1796222290) and chunk 317 unlocked.
 	writeMetadata(t, filepath.Join(dir, "metadata.mfs"), 2588, map[uint64]uint32{316: 1796222410, 317: 0})
 	path := filepath.Join(dir, "changelog.1.mfs")
-	if n, err := releaseChunkLocks(dir, now, false, log); n != 1 || err != nil {
+	if n, _, err := releaseChunkLocks(dir, now, false, log); n != 1 || err != nil {
 		t.Fatalf("metadata lock, no changelog.1.mfs: %d, %v; want 1 line", n, err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "2588: 1796222300|UNLOCK(316)\n" {
@@ -69,14 +69,14 @@ func TestReleaseChunkLocksOfTheMetadata(t *testing.T) {
 	if err := os.WriteFile(path, []byte("2588: 1796222295|UNLOCK(316)\n2589: 1796222295|IDLE()\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := releaseChunkLocks(dir, now, false, log); n != 0 || err != nil {
+	if n, _, err := releaseChunkLocks(dir, now, false, log); n != 0 || err != nil {
 		t.Fatalf("the lines release it: %d, %v; want 0", n, err)
 	}
 	// Lines that do not: the UNLOCK goes after them.
 	if err := os.WriteFile(path, []byte("2588: 1796222295|IDLE()\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := releaseChunkLocks(dir, now, false, log); n != 1 || err != nil {
+	if n, _, err := releaseChunkLocks(dir, now, false, log); n != 1 || err != nil {
 		t.Fatalf("lines without its UNLOCK: %d, %v; want 1", n, err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "2588: 1796222295|IDLE()\n2589: 1796222300|UNLOCK(316)\n" {
@@ -198,7 +198,7 @@ func TestReleaseLocalChunkLocks(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			first, n, err := releaseLocalChunkLocks(dir, c.last, now, log)
+			first, n, _, err := releaseLocalChunkLocks(dir, c.last, now, log)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,6 +15,7 @@ type Metrics struct {
 	FailsafePromises prometheus.Counter
 	FailsafeRefused  prometheus.Counter
 	Tickles          prometheus.Counter
+	LostRepaired     prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -37,10 +38,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		FailsafePromises: c("failsafe_promises_total", "Failsafe promises this node gave a holder (not to take the lease for FAILSAFE_HOLD)."),
 		FailsafeRefused:  c("failsafe_refused_total", "Failsafe holds and connection lists this node refused (unsigned, replayed, stale epoch, or it holds the lease)."),
 		Tickles:          c("tickles_total", "Tickle ACKs sent after a promotion to the last master's client connections, so that they reconnect at once."),
+		LostRepaired:     c("lost_chunks_repaired_total", "Chunks of unfinished writes that no chunkserver had after a failover or restart, repaired as mfsfilerepair does (erased, or back to an older version)."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.IsMaster, m.MasterVersion, m.Promotions, m.PromotionSeconds, m.Fences, m.Archived, m.ShipStopped,
-			m.FailsafeServing, m.FailsafePromises, m.FailsafeRefused, m.Tickles)
+			m.FailsafeServing, m.FailsafePromises, m.FailsafeRefused, m.Tickles, m.LostRepaired)
 	}
 	return m
 }

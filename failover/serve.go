@@ -25,6 +25,8 @@ type term struct {
 	streamed uint64
 	arpStop  context.CancelFunc
 	arpWG    sync.WaitGroup
+	// repairStop ends the repair of lost chunks (repairLost), which runs in arpWG.
+	repairStop context.CancelFunc
 }
 
 // announce (re)starts the VIP's gratuitous ARPs in the background, replacing earlier ones.
@@ -101,6 +103,9 @@ func (n *Node) fence(t *term, kill bool, stop time.Duration) {
 	start := time.Now()
 	if t.arpStop != nil {
 		t.arpStop()
+	}
+	if t.repairStop != nil {
+		t.repairStop()
 	}
 	if err := n.d.VIP.Remove(); err != nil {
 		n.log.Error("fence: remove the VIP", "err", err)

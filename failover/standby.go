@@ -266,7 +266,7 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 		return abort(err)
 	}
 	// After anything but a switchover the old master may have used chunk ids nobody saw.
-	unlocked, err := releaseChunkLocks(n.d.Master.DataPath(), time.Now(), rec.To != n.cfg.Name, n.log)
+	unlocked, released, err := releaseChunkLocks(n.d.Master.DataPath(), time.Now(), rec.To != n.cfg.Name, n.log)
 	if err != nil {
 		return abort(fmt.Errorf("release the chunk locks the old master left: %w", err))
 	}
@@ -301,6 +301,7 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	if err := n.startShipper(ctx, t); err != nil {
 		return abort(err)
 	}
+	n.repairLost(ctx, t, released)
 	n.m.Promotions.Inc()
 	n.m.PromotionSeconds.Set(time.Since(start).Seconds())
 	n.log.Info("promoted: this node is the master", "epoch", epoch, "version", v, "materialized", pos.Version, "timeline", pos.Timeline,

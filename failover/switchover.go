@@ -35,6 +35,9 @@ func (n *Node) switchOver(t *term, to, why string, start time.Time) {
 	if t.arpStop != nil {
 		t.arpStop()
 	}
+	if t.repairStop != nil {
+		t.repairStop()
+	}
 	if err := n.d.VIP.Remove(); err != nil {
 		n.log.Error("switchover: remove the VIP", "err", err)
 	}

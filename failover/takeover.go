@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/mfsha/mfsha/internal/chunklock"
 )
 
 // takeOver makes this node the master on its own files (boot): take the lease, stop any
@@ -47,14 +49,16 @@ func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why st
 	if err != nil {
 		return abort(err)
 	}
+	var released []chunklock.Lock
 	if !restored {
 		// The master that ran on these files is dead: release the chunk locks it left held,
 		// or a client retrying its write waits out the 120 s lock (see releaseLocalChunkLocks).
 		// A restore's files were written by the restorer, not left by a dead master.
-		first, added, err := releaseLocalChunkLocks(n.d.Master.DataPath(), max(want, 1)-1, time.Now(), n.log)
+		first, added, locks, err := releaseLocalChunkLocks(n.d.Master.DataPath(), max(want, 1)-1, time.Now(), n.log)
 		if err != nil {
 			return abort(err)
 		}
+		released = locks
 		if added > 0 {
 			want = first + added
 		}
@@ -92,6 +96,7 @@ func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why st
 			return abort(err)
 		}
 	}
+	n.repairLost(ctx, t, released)
 	n.forgetRestored() // served now: a later start follows the ordinary rule
 	n.log.Info("this node is the master", "epoch", epoch)
 	return t, nil

@@ -29,7 +29,8 @@ const LockTimeout = 120 * time.Second
 // Lock is a chunk locked by a line that no later line released.
 type Lock struct {
 	Chunk   uint64
-	Inode   uint32 // the file the lock was taken for
+	Inode   uint32 // the file the lock was taken for (0 when only the metadata shows the lock)
+	Index   uint32 // the chunk's index in that file
 	Version uint64 // the version of the locking line
 	Time    uint32 // its timestamp: the lock holds until Time + LockTimeout
 	Op      string // WRITE or TRUNC
@@ -84,10 +85,14 @@ func (t *Tracker) AddLine(l changelog.Line) error {
 		if err != nil {
 			return bad("first argument is not an inode")
 		}
+		indx, err := strconv.ParseUint(l.Args[1], 10, 32)
+		if err != nil {
+			return bad("second argument is not a chunk index")
+		}
 		if t.held == nil {
 			t.held = map[uint64]Lock{}
 		}
-		t.held[chunk] = Lock{Chunk: chunk, Inode: uint32(inode), Version: l.Version, Time: l.Time, Op: l.Op}
+		t.held[chunk] = Lock{Chunk: chunk, Inode: uint32(inode), Index: uint32(indx), Version: l.Version, Time: l.Time, Op: l.Op}
 	case "UNLOCK", "CHUNKDEL", "ROLLBACK":
 		at := 0 // UNLOCK(chunk), CHUNKDEL(chunk,version)
 		if l.Op == "ROLLBACK" {
