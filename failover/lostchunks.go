@@ -160,7 +160,7 @@ func repairLostChunks(ctx context.Context, dial mfsclient.DialFunc, addr string,
 		pending, err = repairRound(ctx, dial, addr, ver, pending, m, log)
 		var se *mfsclient.StatusError
 		if errors.As(err, &se) && se.Op != "" && (se.Code == mfsclient.StatusEACCES || se.Code == mfsclient.StatusNoPassword || se.Code == mfsclient.StatusBadPassword) {
-			log.Error("lost chunks: the master refuses mfsha a session; give this host 'rw,alldirs,maproot=0' on / in mfsexports.cfg (no password), or run mfsfilerepair on these files if a writer reports 'Chunk lost'", "err", err, "files", inodes(pending))
+			log.Error("lost chunks: the master refuses mfsha's session or repair; give the address mfsha connects from 'rw,alldirs,maproot=0' on / in mfsexports.cfg (no password), or run mfsfilerepair on these files if a writer reports 'Chunk lost'", "master", addr, "err", err, "files", inodes(pending))
 			return
 		}
 		waiting = err
