@@ -157,7 +157,7 @@ func repairLostChunks(ctx context.Context, dial mfsclient.DialFunc, addr string,
 	var waiting error
 	for len(pending) > 0 {
 		var err error
-		pending, err = repairRound(ctx, dial, addr, ver, pending, m, log)
+		pending, err = repairRound(ctx, start, dial, addr, ver, pending, m, log)
 		var se *mfsclient.StatusError
 		if errors.As(err, &se) && se.Op != "" && (se.Code == mfsclient.StatusEACCES || se.Code == mfsclient.StatusNoPassword || se.Code == mfsclient.StatusBadPassword) {
 			log.Error("lost chunks: the master refuses mfsha's session or repair; give the address mfsha connects from 'rw,alldirs,maproot=0' on / in mfsexports.cfg (no password), or run mfsfilerepair on these files if a writer reports 'Chunk lost'", "master", addr, "err", err, "files", inodes(pending))
@@ -195,7 +195,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // repairRound is one pass over the pending locks on one session. It returns those still
 // pending.
-func repairRound(ctx context.Context, dial mfsclient.DialFunc, addr string, ver moosefs.Version, pending []chunklock.Lock, m *Metrics, log *slog.Logger) ([]chunklock.Lock, error) {
+func repairRound(ctx context.Context, started time.Time, dial mfsclient.DialFunc, addr string, ver moosefs.Version, pending []chunklock.Lock, m *Metrics, log *slog.Logger) ([]chunklock.Lock, error) {
 	cctx, cancel := context.WithTimeout(ctx, lostRepairCall)
 	defer cancel()
 	s, err := mfsclient.Register(cctx, dial, addr, ver, "mfsha: repair of lost chunks after failover")
@@ -225,7 +225,7 @@ func repairRound(ctx context.Context, dial mfsclient.DialFunc, addr string, ver 
 		}
 	}
 	for inode, ls := range lost {
-		if err := repairFile(cctx, s, inode, ls, m, log); err != nil {
+		if err := repairFile(cctx, started, s, inode, ls, m, log); err != nil {
 			still = append(still, ls...)
 			return still, err
 		}
@@ -235,7 +235,7 @@ func repairRound(ctx context.Context, dial mfsclient.DialFunc, addr string, ver 
 
 // repairFile repairs the file inode whose chunks ls the master reported lost, unless the
 // file has more chunks without a copy than those.
-func repairFile(ctx context.Context, s *mfsclient.Session, inode uint32, ls []chunklock.Lock, m *Metrics, log *slog.Logger) error {
+func repairFile(ctx context.Context, started time.Time, s *mfsclient.Session, inode uint32, ls []chunklock.Lock, m *Metrics, log *slog.Logger) error {
 	// The chunk each lock names must still be the file's (READ_CHUNK's CHUNKLOST does not say).
 	for _, l := range ls {
 		ch, err := s.Chunk(ctx, inode, l.Index)
@@ -262,6 +262,7 @@ func repairFile(ctx context.Context, s *mfsclient.Session, inode uint32, ls []ch
 	}
 	m.LostRepaired.Add(float64(r.Erased + r.Repaired))
 	log.Warn("lost chunks: repaired a file whose unfinished write's chunk no chunkserver had (the client's write was never acknowledged; its retry goes on)",
-		"inode", inode, "chunks", inodes(ls), "erased", r.Erased, "back_to_older_version", r.Repaired, "unchanged", r.NotChanged)
+		"inode", inode, "chunks", inodes(ls), "erased", r.Erased, "back_to_older_version", r.Repaired, "unchanged", r.NotChanged,
+		"after", time.Since(started).Round(time.Millisecond))
 	return nil
 }
