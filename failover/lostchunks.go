@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/mfsha/mfsha/internal/chunklock"
 	"github.com/mfsha/mfsha/internal/mfsclient"
 	"github.com/mfsha/mfsha/internal/moosefs"
+	"github.com/mfsha/mfsha/restorer"
 )
 
 // Lost chunks of an unfinished write (failover/DESIGN.md, "A new chunk that no chunkserver
@@ -65,10 +67,21 @@ const (
 	lostRepairCall  = 5 * time.Second
 )
 
+// lineDirser is a Standby that tells where its local changelog_ml files are
+// (*restorer.Standby does).
+type lineDirser interface{ LineDirs() []string }
+
+var _ lineDirser = (*restorer.Standby)(nil)
+
 // repairLost starts the repair of locks (those the promotion or restart released) beside
-// the term t.
-func (n *Node) repairLost(ctx context.Context, t *term, locks []chunklock.Lock) {
-	locks = locateLocks(n.d.Master.DataPath(), locks, n.log)
+// the term t. sb, when not nil, is the standby the promotion came from: its local lines help
+// find the file of a lock only the metadata kept.
+func (n *Node) repairLost(ctx context.Context, t *term, locks []chunklock.Lock, sb Standby) {
+	dirs := []string{n.d.Master.DataPath()}
+	if d, ok := sb.(lineDirser); ok {
+		dirs = append(dirs, d.LineDirs()...)
+	}
+	locks = locateLocks(dirs, locks, n.log)
 	if len(locks) == 0 {
 		return
 	}
@@ -82,24 +95,31 @@ func (n *Node) repairLost(ctx context.Context, t *term, locks []chunklock.Lock) 
 
 // locateLocks returns the locks that name their file. A lock only the metadata kept (Inode
 // 0: a standby folded the line, or a clean stop saved it) is looked up in the changelog
-// files of dataPath (the newest line that gave that chunk to a file); one not found is
-// logged and left out.
-func locateLocks(dataPath string, locks []chunklock.Lock, log *slog.Logger) []chunklock.Lock {
-	var out []chunklock.Lock
+// files of dirs (changelog.N.mfs, changelog_ml.N.mfs) written since the oldest such lock was
+// taken: the newest line that gave that chunk to a file names it. One not found is logged
+// and left out.
+func locateLocks(dirs []string, locks []chunklock.Lock, log *slog.Logger) []chunklock.Lock {
+	out := slices.Clone(locks)
 	missing := map[uint64]int{}
-	for _, l := range locks {
-		if l.Inode != 0 {
-			out = append(out, l)
-		} else {
-			missing[l.Chunk] = len(out)
-			out = append(out, l)
+	oldest := time.Now()
+	for i, l := range out {
+		if l.Inode == 0 {
+			missing[l.Chunk] = i
+			if at := time.Unix(int64(l.Time), 0); at.Before(oldest) {
+				oldest = at
+			}
 		}
 	}
 	if len(missing) > 0 {
-		files, _ := filepath.Glob(filepath.Join(dataPath, "changelog*.mfs"))
-		for _, p := range files {
-			if err := findChunkOwners(p, missing, out); err != nil {
-				log.Debug("lost chunks: changelog not searched", "file", p, "err", err)
+		for _, dir := range dirs {
+			files, _ := filepath.Glob(filepath.Join(dir, "changelog*.mfs"))
+			for _, p := range files {
+				if fi, err := os.Stat(p); err != nil || fi.ModTime().Before(oldest.Add(-time.Minute)) {
+					continue // written before the lock was taken
+				}
+				if err := findChunkOwners(p, missing, out); err != nil {
+					log.Warn("lost chunks: changelog not searched", "file", p, "err", err)
+				}
 			}
 		}
 	}

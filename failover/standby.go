@@ -301,7 +301,7 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	if err := n.startShipper(ctx, t); err != nil {
 		return abort(err)
 	}
-	n.repairLost(ctx, t, released)
+	n.repairLost(ctx, t, released, sb)
 	n.m.Promotions.Inc()
 	n.m.PromotionSeconds.Set(time.Since(start).Seconds())
 	n.log.Info("promoted: this node is the master", "epoch", epoch, "version", v, "materialized", pos.Version, "timeline", pos.Timeline,

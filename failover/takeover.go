@@ -96,7 +96,7 @@ func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why st
 			return abort(err)
 		}
 	}
-	n.repairLost(ctx, t, released)
+	n.repairLost(ctx, t, released, nil)
 	n.forgetRestored() // served now: a later start follows the ordinary rule
 	n.log.Info("this node is the master", "epoch", epoch)
 	return t, nil

@@ -431,6 +431,17 @@ func (s *Standby) follow(ctx context.Context) error {
 	return serr
 }
 
+// LineDirs lists the local directories whose changelog_ml files this standby merges (a local
+// mfsmetalogger's DATA_PATH, or its receiver's spool); none without. A promoter looks up
+// there the line behind a chunk lock that only the folded metadata shows (failover's
+// lostchunks.go).
+func (s *Standby) LineDirs() []string {
+	if s.ml == nil {
+		return nil
+	}
+	return []string{s.ml.dir}
+}
+
 // Streamed is the newest version of the newest timeline when the standby last read the
 // stream (0 before it did): the lines Local has beyond it came from the metalogger only.
 func (s *Standby) Streamed() uint64 {
