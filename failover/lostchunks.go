@@ -174,14 +174,35 @@ func findChunkOwners(p string, want map[uint64]int, out []chunklock.Lock) error 
 func repairLostChunks(ctx context.Context, dial mfsclient.DialFunc, addr string, ver moosefs.Version, locks []chunklock.Lock, m *Metrics, log *slog.Logger) {
 	pending := locks
 	start := time.Now()
+	var s *mfsclient.Session // one session for every round; a new one after a broken connection
+	defer func() {
+		if s != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lostRepairCall)
+			s.Close(cctx)
+			cancel()
+		}
+	}()
 	var waiting error
 	for len(pending) > 0 {
 		var err error
-		pending, err = repairRound(ctx, start, dial, addr, ver, pending, m, log)
+		if s == nil {
+			cctx, cancel := context.WithTimeout(ctx, lostRepairCall)
+			s, err = mfsclient.Register(cctx, dial, addr, ver, "mfsha: repair of lost chunks after failover")
+			cancel()
+		}
+		if err == nil {
+			pending, err = repairRound(ctx, start, s, pending, m, log)
+		}
 		var se *mfsclient.StatusError
-		if errors.As(err, &se) && se.Op != "" && (se.Code == mfsclient.StatusEACCES || se.Code == mfsclient.StatusNoPassword || se.Code == mfsclient.StatusBadPassword) {
+		if errors.As(err, &se) && (se.Code == mfsclient.StatusEACCES || se.Code == mfsclient.StatusNoPassword || se.Code == mfsclient.StatusBadPassword) {
 			log.Error("lost chunks: the master refuses mfsha's session or repair; give the address mfsha connects from 'rw,alldirs,maproot=0' on / in mfsexports.cfg (no password), or run mfsfilerepair on these files if a writer reports 'Chunk lost'", "master", addr, "err", err, "files", inodes(pending))
 			return
+		}
+		if err != nil && se == nil && s != nil { // the connection, not the master's answer
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			s.Close(cctx)
+			cancel()
+			s = nil
 		}
 		waiting = err
 		if len(pending) == 0 || !sleepCtx(ctx, lostRepairEvery) {
@@ -213,16 +234,11 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// repairRound is one pass over the pending locks on one session. It returns those still
+// repairRound is one pass over the pending locks on the session s. It returns those still
 // pending.
-func repairRound(ctx context.Context, started time.Time, dial mfsclient.DialFunc, addr string, ver moosefs.Version, pending []chunklock.Lock, m *Metrics, log *slog.Logger) ([]chunklock.Lock, error) {
+func repairRound(ctx context.Context, started time.Time, s *mfsclient.Session, pending []chunklock.Lock, m *Metrics, log *slog.Logger) ([]chunklock.Lock, error) {
 	cctx, cancel := context.WithTimeout(ctx, lostRepairCall)
 	defer cancel()
-	s, err := mfsclient.Register(cctx, dial, addr, ver, "mfsha: repair of lost chunks after failover")
-	if err != nil {
-		return pending, err
-	}
-	defer s.Close(context.WithoutCancel(cctx))
 	var still []chunklock.Lock
 	lost := map[uint32][]chunklock.Lock{}
 	for i, l := range pending {
