@@ -273,6 +273,7 @@ func repairRound(ctx context.Context, started time.Time, s *mfsclient.Session, p
 // file has more chunks without a copy than those.
 func repairFile(ctx context.Context, started time.Time, s *mfsclient.Session, inode uint32, ls []chunklock.Lock, m *Metrics, log *slog.Logger) error {
 	// The chunk each lock names must still be the file's (READ_CHUNK's CHUNKLOST does not say).
+	same := ls[:0:0]
 	for _, l := range ls {
 		ch, err := s.Chunk(ctx, inode, l.Index)
 		if err != nil {
@@ -280,8 +281,12 @@ func repairFile(ctx context.Context, started time.Time, s *mfsclient.Session, in
 		}
 		if ch.ID != l.Chunk {
 			log.Info("lost chunks: the file has another chunk there now", "inode", inode, "index", l.Index, "chunk", l.Chunk, "now", ch.ID)
-			return nil
+			continue
 		}
+		same = append(same, l)
+	}
+	if ls = same; len(ls) == 0 {
+		return nil
 	}
 	bare, err := s.ChunksWithoutCopies(ctx, inode)
 	if err != nil {
