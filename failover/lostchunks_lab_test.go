@@ -54,9 +54,11 @@ func TestRepairLostChunkOfUnfinishedWrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer s.Close(ctx)
 		ch, err := s.Chunk(ctx, ino, 0)
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(ctx); err != nil { // the master ends the session (REGISTER_CLOSESESSION)
 			t.Fatal(err)
 		}
 		return ch
