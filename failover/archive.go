@@ -31,6 +31,21 @@ func (n *Node) archiveAgainst(ctx context.Context, dir string, h History) error 
 		return err
 	}
 	detail := ""
+	if !found {
+		// Only metadata (a master stopped cleanly after its lines rotated away, or a fresh
+		// mfsmaster -a restore): superseded only if the stream goes past its version.
+		if meta, err := newestMetadata(dir); err == nil {
+			tl, ok, err := h.Newest(ctx)
+			switch {
+			case err != nil:
+				return fmt.Errorf("compare %s with the stream: %w", dir, err)
+			case !ok:
+				detail = fmt.Sprintf("metadata at version %d (%s), and the stream holds nothing", meta.version, filepath.Base(meta.path))
+			case meta.version > tl.LastVersion+1:
+				detail = fmt.Sprintf("metadata at version %d (%s), beyond the stream's last line %d (timeline %d)", meta.version, filepath.Base(meta.path), tl.LastVersion, tl.Timeline)
+			}
+		}
+	}
 	if found {
 		tl, ok, err := h.Newest(ctx)
 		switch {

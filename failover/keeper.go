@@ -77,6 +77,27 @@ func (k *keeper) watch() {
 
 func (k *keeper) epoch() uint64 { return k.ep.Load() }
 
+// errLostWhileStarting ends what a term runs before it serves (mfsmaster's start) once the
+// lease is lost.
+var errLostWhileStarting = fmt.Errorf("lease lost while starting: %w", ErrLeaseLost)
+
+// whileHeld returns a context that ends with ctx, or as soon as the lease is lost (its cause
+// then wraps ErrLeaseLost). What a promotion or boot starts under it (mfsmaster loading a big
+// metadata for tens of seconds) is stopped at the fence deadline, not when it is done:
+// otherwise the node would keep the VIP and a loading mfsmaster past the lease's expiry,
+// when another node may promote. The caller calls cancel.
+func (k *keeper) whileHeld(ctx context.Context) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-k.lost:
+			cancel(errLostWhileStarting)
+		case <-c.Done():
+		}
+	}()
+	return c, func() { cancel(nil) }
+}
+
 // deadline is when the node must start fencing on the lease alone.
 func (k *keeper) deadline() time.Time {
 	return k.lastRenewal().Add(k.cfg.RenewEvery + 2*k.cfg.RenewTimeout)

@@ -269,6 +269,15 @@ func (n *Node) takeLocal(ctx context.Context, what string, until time.Time) (*te
 			n.log.Info(what+": the lease still names this node: taking it over", "epoch", rec.Epoch)
 		}
 		t, err := n.takeOver(ctx, rec, rev, why, serveRestore)
+		if errors.Is(err, ErrLeaseLost) {
+			// Renewals failed while mfsmaster loaded (a busy disk, NATS electing): the files
+			// are no less this cluster's newest, and standing by would archive them, perhaps
+			// the only copy (an empty stream). Read the lease again and try again.
+			if giveUp("the lease was lost while starting", "err", err) {
+				return nil, nil
+			}
+			continue
+		}
 		if err != nil {
 			n.log.Error(what+": could not start as master; standing by", "err", err)
 			return nil, nil

@@ -280,9 +280,9 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 		}
 	}
 	folded := time.Now()
-	v, err := n.d.Master.Start(ctx, true)
+	v, err := n.startHeld(ctx, k)
 	if err != nil {
-		return abort(fmt.Errorf("start mfsmaster: %w", err))
+		return abort(err)
 	}
 	if v != last+1+unlocked {
 		return abort(fmt.Errorf("mfsmaster -a serves version %d, want %d (metadata %d + the lines up to %d + %d added: UNLOCK, NEXTCHUNKID): refusing to serve without them", v, last+1+unlocked, pos.Version, last, unlocked))

@@ -2,11 +2,31 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/mfsha/mfsha/internal/chunklock"
 )
+
+// startHeld starts mfsmaster (-a) for the term of keeper k and returns the version it serves.
+// The start is stopped (the child killed) as soon as the lease is lost: the error then wraps
+// ErrLeaseLost. See keeper.whileHeld.
+func (n *Node) startHeld(ctx context.Context, k *keeper) (uint64, error) {
+	sctx, cancel := k.whileHeld(ctx)
+	defer cancel()
+	v, err := n.d.Master.Start(sctx, true)
+	if err != nil {
+		if cause := context.Cause(sctx); errors.Is(cause, ErrLeaseLost) {
+			return 0, fmt.Errorf("start mfsmaster: %w (%w)", cause, err)
+		}
+		return 0, fmt.Errorf("start mfsmaster: %w", err)
+	}
+	if lost(k) { // it served just as the lease went: the fence follows
+		return 0, fmt.Errorf("start mfsmaster: %w", errLostWhileStarting)
+	}
+	return v, nil
+}
 
 // takeOver makes this node the master on its own files (boot): take the lease, stop any
 // master running without it, start ours, claim the VIP, ship.
@@ -63,15 +83,18 @@ func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why st
 			want = first + added
 		}
 	}
+	if lost(k) { // preparing big files can outlast the lease: never claim the VIP without it
+		return abort(errLostWhileStarting)
+	}
 	if !restored {
 		if err := n.d.VIP.Add(); err != nil {
 			return abort(err)
 		}
 		n.announce(ctx, t)
 	}
-	v, err := n.d.Master.Start(ctx, true)
+	v, err := n.startHeld(ctx, k)
 	if err != nil {
-		return abort(fmt.Errorf("start mfsmaster: %w", err))
+		return abort(err)
 	}
 	if v < want {
 		return abort(fmt.Errorf("mfsmaster -a serves version %d, but the local changelog goes up to %d (UNLOCK lines added included): refusing to serve without those lines", v, want-1))
