@@ -205,7 +205,10 @@ func repairLostChunks(ctx context.Context, dial mfsclient.DialFunc, addr string,
 			s = nil
 		}
 		waiting = err
-		if len(pending) == 0 || !sleepCtx(ctx, lostRepairEvery) {
+		if len(pending) == 0 {
+			break
+		}
+		if sleep(ctx, lostRepairEvery); ctx.Err() != nil {
 			break
 		}
 	}
@@ -221,17 +224,6 @@ func inodes(locks []chunklock.Lock) []string {
 		s = append(s, fmt.Sprintf("inode %d index %d chunk %d", l.Inode, l.Index, l.Chunk))
 	}
 	return s
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // repairRound is one pass over the pending locks on the session s. It returns those still
