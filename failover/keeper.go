@@ -31,7 +31,7 @@ type keeper struct {
 	rec  LeaseRecord
 	rev  uint64
 	okAt atomic.Int64  // when the last successful write was sent, unix nanoseconds
-	ep   atomic.Uint64 // rec.Epoch, readable without mu: changes only when failsafe takes the lease again
+	ep   atomic.Uint64 // rec.Epoch, readable without mu: fixed for the term (retake keeps it)
 
 	lost     chan struct{} // closed when the node must fence itself
 	lostOnce sync.Once
@@ -188,9 +188,19 @@ func (k *keeper) run(ctx context.Context) {
 
 // retake follows a renewal that found the lease not at its revision. When the record simply
 // expired (the bucket's MaxAge runs on every replica, even while the stream elects a leader)
-// and the failsafe promises cover this node, it takes the lease again by create: every node
-// that could have taken it is under promise or not a member, so nobody did; the fencing epoch
-// changes, the master process does not. Otherwise the lease is lost (err is returned).
+// and the failsafe promises cover this node, it takes the lease again by create, at the same
+// epoch: the term goes on. Otherwise the lease is lost (err is returned).
+//
+// Why the same epoch is safe (who may believe what): the epoch orders terms; every consumer
+// (batches in the stream, failsafe holds, tickle lists, switchover requests) only refuses an
+// epoch older than one it saw. Between the expiry and this create no other term can have
+// begun: every node that may take an expired lease is a member under promise (it takes none
+// while its promise runs, and this node still counts on every promise: covered), and a create
+// succeeds only on an absent key, so any node that had taken it would make this create fail
+// and this node fence. Nobody can therefore have seen an epoch newer than this term's, and
+// the same mfsmaster process keeps serving, with the same batches, holds and lists. A new
+// epoch would instead tell every consumer that a new term began where none did, and make the
+// members refuse nothing more than before.
 func (k *keeper) retake(ctx context.Context, lost error) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -210,17 +220,14 @@ func (k *keeper) retake(ctx context.Context, lost error) error {
 	rec := k.rec
 	rec.Since = time.Now().UTC()
 	sent := time.Now()
-	next, err := k.lease.Acquire(rctx, rec, 0)
+	next, err := k.lease.Retake(rctx, rec)
 	if err != nil {
 		return fmt.Errorf("%w: taking it again on failsafe promises: %v", lost, err)
 	}
-	old := k.rec.Epoch
-	rec.Epoch = next
 	k.rec, k.rev = rec, next
 	k.okAt.Store(sent.UnixNano())
-	k.ep.Store(next)
-	k.log.Warn("the lease expired while NATS could not take renewals; taken again on the failsafe promises (same mfsmaster, new epoch)",
-		"old_epoch", old, "epoch", next)
+	k.log.Warn("the lease expired while NATS could not take renewals; taken again on the failsafe promises (same mfsmaster, same epoch)",
+		"epoch", rec.Epoch, "revision", next)
 	return nil
 }
 

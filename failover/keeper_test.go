@@ -3,6 +3,7 @@ package failover
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mfsha/mfsha/internal/failsafe"
+	"github.com/mfsha/mfsha/internal/jstest"
 )
 
 // lockedBuffer is a log sink the keeper's goroutine and the test share.
@@ -203,4 +205,90 @@ func stoppableJetStream(t *testing.T) (*server.Server, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	return srv, js
+}
+
+// TestKeeperRetakesAnExpiredLeaseAtTheSameEpoch: the lease's record expires while the holder
+// serves on the failsafe promises (the bucket's MaxAge runs on during a NATS election, here a
+// delete stands for it). The keeper takes it again by create and the term goes on: same
+// holder, same fencing epoch (the target for a NATS node's loss), no fence. A record
+// someone else wrote meanwhile is never taken over: the keeper fences.
+func TestKeeperRetakesAnExpiredLeaseAtTheSameEpoch(t *testing.T) {
+	js := jstest.Start(t)
+	ctx := context.Background()
+	cfg := testConfig()
+	l, err := OpenLease(ctx, js, "c5", cfg.LeaseTTL, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	epoch, err := l.Acquire(ctx, LeaseRecord{Holder: "a", State: StateMaster}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := failsafe.Config{Hold: 3 * time.Second, Every: 200 * time.Millisecond, Timeout: 300 * time.Millisecond, StopTimeout: cfg.MasterStopTimeout}
+	cov := failsafe.NewCoverage(fs)
+	cov.SetMembers([]string{"b"})
+	var logs lockedBuffer
+	k := hold(ctx, l, cfg, slog.New(slog.NewTextHandler(&logs, nil)), nil, cov,
+		LeaseRecord{Holder: "a", State: StateMaster, Epoch: epoch}, epoch, sent)
+	defer k.markStopped()
+	k.armFailsafe()
+	promising := make(chan struct{})
+	defer close(promising)
+	go func() { // member b promises every round, as long as the test runs
+		for seq := uint64(1); ; seq++ {
+			cov.Sent("b", seq, time.Now())
+			if err := cov.Answered(failsafe.Promise{Cluster: "c", Member: "b", Holder: "a", Epoch: epoch, Seq: seq, Hold: fs.Hold}); err != nil {
+				t.Error(err)
+				return
+			}
+			select {
+			case <-promising:
+				return
+			case <-time.After(fs.Every):
+			}
+		}
+	}()
+	time.Sleep(2 * cfg.RenewEvery)
+
+	if err := l.kv.Delete(ctx, leaseKey); err != nil { // the record expires
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * cfg.RenewEvery)
+	var rec LeaseRecord
+	var rev uint64
+	for {
+		if rec, rev, err = l.Read(ctx); err == nil && rev != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the expired lease was not taken again within %v (%v):\n%s", 10*cfg.RenewEvery, err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case <-k.lost:
+		t.Fatalf("the keeper fenced although every member promised:\n%s", logs.String())
+	case <-time.After(3 * cfg.RenewEvery): // renewals go on at the new revision
+	}
+	if rec, _, err = l.Read(ctx); err != nil || rec.Holder != "a" || rec.Epoch != epoch || k.epoch() != epoch {
+		t.Fatalf("after the retake: %+v (%v), keeper's epoch %d; want holder a at epoch %d:\n%s", rec, err, k.epoch(), epoch, logs.String())
+	}
+	if !strings.Contains(logs.String(), "same epoch") {
+		t.Errorf("no retake in the keeper's log:\n%s", logs.String())
+	}
+
+	// Someone else's record (as if b had taken the lease): never taken over.
+	b, _ := json.Marshal(LeaseRecord{Holder: "b", State: StateMaster, Epoch: epoch + 100})
+	if _, err := l.kv.Put(ctx, leaseKey, b); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-k.lost:
+	case <-time.After(10 * cfg.RenewEvery):
+		t.Fatalf("the keeper kept serving after b's record replaced its own:\n%s", logs.String())
+	}
+	if rec, _, err = l.Read(ctx); err != nil || rec.Holder != "b" {
+		t.Fatalf("b's record was overwritten: %+v (%v)", rec, err)
+	}
 }

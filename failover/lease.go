@@ -226,6 +226,22 @@ func (l *Lease) Acquire(ctx context.Context, rec LeaseRecord, rev uint64) (uint6
 	return l.Renew(ctx, rec, rev)
 }
 
+// Retake creates the lease again with rec as it is, its Epoch included, and returns the new
+// revision; ErrLeaseHeld when the key exists. Only for a holder whose record expired while
+// NATS could not take its renewals and that nobody could take meanwhile (keeper.retake): the
+// term goes on, so its fencing epoch does too.
+func (l *Lease) Retake(ctx context.Context, rec LeaseRecord) (uint64, error) {
+	b, _ := json.Marshal(rec)
+	rev, err := l.kv.Create(ctx, leaseKey, b)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, ErrLeaseHeld
+	}
+	if err != nil {
+		return 0, fmt.Errorf("take the lease again: %w", err)
+	}
+	return rev, nil
+}
+
 // Renew rewrites rec if the lease is still at revision rev, restarting its TTL, and returns
 // the new revision. ErrLeaseLost when it is not (expired, or taken).
 func (l *Lease) Renew(ctx context.Context, rec LeaseRecord, rev uint64) (uint64, error) {
