@@ -2,30 +2,25 @@ package failover
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"time"
 
+	"github.com/mfsha/mfsha/internal/mfsclient"
 	"github.com/mfsha/mfsha/internal/mfsinfo"
 	"github.com/mfsha/mfsha/internal/moosefs"
 )
 
 // DialFunc dials a TCP address; net.Dialer.DialContext fits.
-type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+type DialFunc = mfsclient.DialFunc
 
 // The health check's packets (MFSCommunication.h; see the shared notes): CLTOMA_INFO with an
 // empty payload needs no registration; the master answers MATOCL_INFO, whose layout depends
 // on its MooseFS version (internal/mfsinfo decodes it: 149 bytes from 3.0.x, 205 from 4.5x).
-// Packets are type:u32 BE, length:u32 BE, payload.
 const (
-	cltomaInfo    = 510
-	matoclInfo    = 511
-	maxAnswerLen  = 1 << 16 // refused before reading: no master sends more here
-	packetTypeNOP = 0       // keepalive, skipped
-	headerLen     = 8
+	cltomaInfo   = 510
+	matoclInfo   = 511
+	maxAnswerLen = 1 << 16 // refused before reading: no master sends more here
 )
 
 // ErrBadAnswer is wrapped by Probe when the port answered, but not as a MooseFS master does:
@@ -48,66 +43,17 @@ func Probe(ctx context.Context, dial DialFunc, addr string) (version uint64, err
 // accepts and never answers is an error once ctx ends, wrapping ctx.Err(). An answer of
 // another type or layout, or too long, wraps ErrBadAnswer. dial nil means a net.Dialer.
 func ProbeInfo(ctx context.Context, dial DialFunc, addr string) (info mfsinfo.Info, err error) {
-	if dial == nil {
-		var d net.Dialer
-		dial = d.DialContext
+	b, err := mfsclient.Request(ctx, dial, addr, cltomaInfo, nil, matoclInfo, maxAnswerLen)
+	if errors.Is(err, mfsclient.ErrProtocol) {
+		return info, fmt.Errorf("probe: %w: %w", ErrBadAnswer, err)
 	}
-	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
-		return info, fmt.Errorf("probe master %s: %w", addr, errors.Join(err, ctxErr(ctx)))
+		return info, fmt.Errorf("probe: %w", err)
 	}
-	defer conn.Close()
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
+	if info, err = mfsinfo.Decode(b); err != nil {
+		return info, fmt.Errorf("probe master %s: %w: %w", addr, ErrBadAnswer, err)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	// ioErr adds ctx's error, so that a timeout can be told apart with errors.Is.
-	ioErr := func(what string, err error) error {
-		return fmt.Errorf("probe master %s: %s: %w", addr, what, errors.Join(err, ctxErr(ctx)))
-	}
-	var hdr [headerLen]byte
-	binary.BigEndian.PutUint32(hdr[0:4], cltomaInfo)
-	if _, err := conn.Write(hdr[:]); err != nil {
-		return info, ioErr("send CLTOMA_INFO", err)
-	}
-	for {
-		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-			return info, ioErr("no answer to CLTOMA_INFO", err)
-		}
-		typ, n := binary.BigEndian.Uint32(hdr[0:4]), binary.BigEndian.Uint32(hdr[4:8])
-		switch {
-		case typ == packetTypeNOP && n == 0:
-			continue
-		case typ != matoclInfo:
-			return info, fmt.Errorf("probe master %s: answer of type %d (length %d), want MATOCL_INFO (%d): %w",
-				addr, typ, n, matoclInfo, ErrBadAnswer)
-		case n > maxAnswerLen:
-			return info, fmt.Errorf("probe master %s: MATOCL_INFO of length %d, want at most %d: %w",
-				addr, n, maxAnswerLen, ErrBadAnswer)
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(conn, payload); err != nil {
-			return info, ioErr(fmt.Sprintf("MATOCL_INFO cut short (want %d bytes)", n), err)
-		}
-		info, err := mfsinfo.Decode(payload)
-		if err != nil {
-			return info, fmt.Errorf("probe master %s: %w: %w", addr, ErrBadAnswer, err)
-		}
-		return info, nil
-	}
-}
-
-// ctxErr is ctx.Err(), or DeadlineExceeded as soon as the deadline has passed: the
-// connection's deadline, the same instant, may fire before ctx's own timer.
-func ctxErr(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-		return context.DeadlineExceeded
-	}
-	return nil
+	return info, nil
 }
 
 // Checker probes one master and counts consecutive failed probes. Not safe for concurrent

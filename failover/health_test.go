@@ -90,10 +90,10 @@ func TestProbeAnswers(t *testing.T) {
 		{name: "unknown length", answer: packet(matoclInfo, make([]byte, 200)), wantErr: "unknown layout: 200 bytes from MooseFS 0.0.0"},
 		{name: "4.x length, 3.x layout", answer: packet(matoclInfo, append(infoPayload(149, 121, 7), make([]byte, 56)...)), wantErr: "205 bytes from MooseFS 3.0.117 without the marker before the metadata version at byte 125"},
 		{name: "version 0", answer: packet(matoclInfo, infoPayload(205, 125, 0)), wantErr: "MooseFS 4.59.2 reports metadata version 0"},
-		{name: "wrong type", answer: packet(0x1234, []byte("garbage")), wantErr: "answer of type 4660 (length 7), want MATOCL_INFO (511)"},
-		{name: "http", answer: []byte("HTTP/1.1 400 Bad Request\r\n\r\n"), wantErr: "answer of type 1213486160"},
+		{name: "wrong type", answer: packet(0x1234, []byte("garbage")), wantErr: "answer to packet 510 has type 4660 (length 7), want 511"},
+		{name: "http", answer: []byte("HTTP/1.1 400 Bad Request\r\n\r\n"), wantErr: "has type 1213486160"},
 		{name: "short", answer: packet(matoclInfo, make([]byte, 10)), wantErr: "unknown layout: 10 bytes"},
-		{name: "huge", answer: header(matoclInfo, 1<<30), wantErr: "MATOCL_INFO of length 1073741824, want at most 65536"},
+		{name: "huge", answer: header(matoclInfo, 1<<30), wantErr: "type 511 of length 1073741824, want at most 65536"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,11 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"time"
 
+	"github.com/mfsha/mfsha/internal/mfsclient"
 	"github.com/mfsha/mfsha/internal/mfsinfo"
 )
 
@@ -161,48 +160,17 @@ func version(major, mid, minor2 uint32) string {
 }
 
 // request sends one empty packet of type typ to addr and returns the payload of the first
-// answer of type want (skipping NOPs).
+// answer of type want (skipping NOPs; another type wraps ErrBadReply). Without a deadline in
+// ctx it gives up after 5 seconds.
 func request(ctx context.Context, dial DialFunc, addr string, typ, want uint32) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 	}
-	if dial == nil {
-		var d net.Dialer
-		dial = d.DialContext
+	b, err := mfsclient.Request(ctx, mfsclient.DialFunc(dial), addr, typ, nil, want, maxPacket)
+	if errors.Is(err, mfsclient.ErrProtocol) {
+		return nil, fmt.Errorf("%w: %w", ErrBadReply, err)
 	}
-	conn, err := dial(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("master %s: %w", addr, err)
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	var hdr [8]byte
-	binary.BigEndian.PutUint32(hdr[0:4], typ)
-	if _, err := conn.Write(hdr[:]); err != nil {
-		return nil, fmt.Errorf("master %s: send packet %d: %w", addr, typ, errors.Join(err, ctx.Err()))
-	}
-	for {
-		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-			return nil, fmt.Errorf("master %s: read answer to packet %d: %w", addr, typ, errors.Join(err, ctx.Err()))
-		}
-		got, n := binary.BigEndian.Uint32(hdr[0:4]), binary.BigEndian.Uint32(hdr[4:8])
-		if n > maxPacket {
-			return nil, fmt.Errorf("master %s: answer to packet %d: length %d: %w", addr, typ, n, ErrBadReply)
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(conn, payload); err != nil {
-			return nil, fmt.Errorf("master %s: read answer to packet %d: %w", addr, typ, errors.Join(err, ctx.Err()))
-		}
-		switch got {
-		case 0: // NOP
-			continue
-		case want:
-			return payload, nil
-		default:
-			return nil, fmt.Errorf("master %s: answer to packet %d has type %d, want %d: %w", addr, typ, got, want, ErrBadReply)
-		}
-	}
+	return b, err
 }

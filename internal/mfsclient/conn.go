@@ -1,7 +1,7 @@
 // Package mfsclient speaks the few packets of the MooseFS client protocol (port 9421) that
-// mfsha needs after a failover: a session of its own (CLTOMA_FUSE_REGISTER), the copies of a
-// file's chunk (CLTOMA_FUSE_CHECK), the repair mfsfilerepair asks for (CLTOMA_FUSE_REPAIR),
-// and the chunkserver list (CLTOMA_CSERV_LIST, no session). Layouts are those of
+// mfsha needs: a session of its own (CLTOMA_FUSE_REGISTER), the copies of a file's chunk
+// (CLTOMA_FUSE_CHECK), the repair mfsfilerepair asks for (CLTOMA_FUSE_REPAIR), and one
+// packet without a session (Request: the health check's CLTOMA_INFO, the lab's lists). Layouts are those of
 // mfscommon/MFSCommunication.h, read in the sources of 3.0.117 and 4.59.2 (mfsmaster/
 // matoclserv.c, csdb.c); where they differ the master's version decides.
 package mfsclient
@@ -83,7 +83,7 @@ func dial(ctx context.Context, d DialFunc, addr string) (*conn, error) {
 	}
 	c, err := d(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("master %s: %w", addr, err)
+		return nil, fmt.Errorf("master %s: %w", addr, errors.Join(err, CtxErr(ctx)))
 	}
 	return &conn{c: c, addr: addr}, nil
 }
@@ -93,6 +93,28 @@ func (c *conn) Close() error { return c.c.Close() }
 // roundTrip sends one packet and reads packets until one of type want: keepalives and
 // packets of other types (a registered session also gets notices) are skipped.
 func (c *conn) roundTrip(ctx context.Context, typ uint32, payload []byte, want uint32) ([]byte, error) {
+	return c.exchange(ctx, typ, payload, want, maxAnswer, false)
+}
+
+// Request opens a connection to addr (d nil: a net.Dialer), sends one packet of type typ with
+// payload and returns the payload of the answer of type want, at most max bytes long. No
+// session is needed for the packets it is meant for (CLTOMA_INFO, the server lists). A
+// keepalive is skipped; a packet of any other type, or longer than max, is an error wrapping
+// ErrProtocol, read no further. The whole exchange is bounded by ctx alone: an error once
+// ctx has ended (or its deadline passed) wraps ctx's error too (CtxErr), so that a port that
+// accepts and never answers is told apart with errors.Is.
+func Request(ctx context.Context, d DialFunc, addr string, typ uint32, payload []byte, want, max uint32) ([]byte, error) {
+	c, err := dial(ctx, d, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.exchange(ctx, typ, payload, want, max, true)
+}
+
+// exchange writes one packet and reads answers until one of type want, skipping keepalives
+// and, unless strict, packets of other types.
+func (c *conn) exchange(ctx context.Context, typ uint32, payload []byte, want, max uint32, strict bool) ([]byte, error) {
 	if d, ok := ctx.Deadline(); ok {
 		c.c.SetDeadline(d)
 	} else {
@@ -100,37 +122,50 @@ func (c *conn) roundTrip(ctx context.Context, typ uint32, payload []byte, want u
 	}
 	stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	ioErr := func(err error) error {
-		return fmt.Errorf("master %s: packet %d: %w", c.addr, typ, errors.Join(err, ctx.Err()))
+	ioErr := func(what string, err error) error {
+		return fmt.Errorf("master %s: packet %d: %s: %w", c.addr, typ, what, errors.Join(err, CtxErr(ctx)))
 	}
 	out := make([]byte, headerLen+len(payload))
 	binary.BigEndian.PutUint32(out[0:], typ)
 	binary.BigEndian.PutUint32(out[4:], uint32(len(payload)))
 	copy(out[headerLen:], payload)
 	if _, err := c.c.Write(out); err != nil {
-		return nil, ioErr(err)
+		return nil, ioErr("send", err)
 	}
 	var hdr [headerLen]byte
 	for {
 		if _, err := io.ReadFull(c.c, hdr[:]); err != nil {
-			return nil, ioErr(err)
+			return nil, ioErr("no answer", err)
 		}
 		t, n := binary.BigEndian.Uint32(hdr[0:]), binary.BigEndian.Uint32(hdr[4:])
-		if n > maxAnswer {
-			return nil, fmt.Errorf("master %s: packet %d of %d bytes: %w", c.addr, t, n, ErrProtocol)
+		switch {
+		case t == typeNOP && n == 0:
+			continue
+		case t == 1 || t == 2: // ANTOAN_UNKNOWN_COMMAND, ANTOAN_BAD_COMMAND_SIZE
+			return nil, fmt.Errorf("master %s refused packet %d (answer %d): %w", c.addr, typ, t, ErrProtocol)
+		case strict && t != want:
+			return nil, fmt.Errorf("master %s: answer to packet %d has type %d (length %d), want %d: %w", c.addr, typ, t, n, want, ErrProtocol)
+		case n > max:
+			return nil, fmt.Errorf("master %s: answer to packet %d: type %d of length %d, want at most %d: %w", c.addr, typ, t, n, max, ErrProtocol)
 		}
 		body := make([]byte, n)
 		if _, err := io.ReadFull(c.c, body); err != nil {
-			return nil, ioErr(err)
+			return nil, ioErr(fmt.Sprintf("answer of type %d cut short (want %d bytes)", t, n), err)
 		}
 		if t == want {
 			return body, nil
 		}
-		if t == typeNOP && n == 0 {
-			continue
-		}
-		if t == 1 || t == 2 { // ANTOAN_UNKNOWN_COMMAND, ANTOAN_BAD_COMMAND_SIZE
-			return nil, fmt.Errorf("master %s refused packet %d (answer %d): %w", c.addr, typ, t, ErrProtocol)
-		}
 	}
+}
+
+// CtxErr is ctx.Err(), or context.DeadlineExceeded as soon as ctx's deadline has passed: a
+// connection's deadline, the same instant, may fire before ctx's own timer.
+func CtxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
