@@ -116,28 +116,8 @@ func (k *keeper) lastOKTime() time.Time { return time.Unix(0, k.okAt.Load()) }
 // member's last promise could end minus MASTER_STOP_TIMEOUT.
 func TestKeeperServesOnPromisesThenFences(t *testing.T) {
 	srv, js := stoppableJetStream(t)
-	ctx := context.Background()
-	cfg := testConfig()
-	l, err := OpenLease(ctx, js, "c4", cfg.LeaseTTL, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sent := time.Now()
-	rev, err := l.Acquire(ctx, LeaseRecord{Holder: "a", State: StateMaster}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, _, err := l.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := failsafe.Config{Hold: 3 * time.Second, Every: 200 * time.Millisecond, Timeout: 300 * time.Millisecond, StopTimeout: cfg.MasterStopTimeout}
-	cov := failsafe.NewCoverage(fs)
-	cov.SetMembers([]string{"b"})
-	var logs lockedBuffer
-	k := hold(ctx, l, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil, cov, rec, rev, sent)
-	defer k.markStopped()
-	k.armFailsafe()
+	h := holdOnPromises(t, js, "c4", slog.LevelDebug)
+	cfg, fs, cov, k, logs, rev := h.cfg, h.fs, h.cov, h.k, &h.logs, h.epoch
 
 	var lastAsked time.Time
 	promise := func(seq uint64) {
@@ -213,26 +193,10 @@ func stoppableJetStream(t *testing.T) (*server.Server, jetstream.JetStream) {
 // holder, same fencing epoch (the target for a NATS node's loss), no fence. A record
 // someone else wrote meanwhile is never taken over: the keeper fences.
 func TestKeeperRetakesAnExpiredLeaseAtTheSameEpoch(t *testing.T) {
-	js := jstest.Start(t)
 	ctx := context.Background()
-	cfg := testConfig()
-	l, err := OpenLease(ctx, js, "c5", cfg.LeaseTTL, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sent := time.Now()
-	epoch, err := l.Acquire(ctx, LeaseRecord{Holder: "a", State: StateMaster}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := failsafe.Config{Hold: 3 * time.Second, Every: 200 * time.Millisecond, Timeout: 300 * time.Millisecond, StopTimeout: cfg.MasterStopTimeout}
-	cov := failsafe.NewCoverage(fs)
-	cov.SetMembers([]string{"b"})
-	var logs lockedBuffer
-	k := hold(ctx, l, cfg, slog.New(slog.NewTextHandler(&logs, nil)), nil, cov,
-		LeaseRecord{Holder: "a", State: StateMaster, Epoch: epoch}, epoch, sent)
-	defer k.markStopped()
-	k.armFailsafe()
+	h := holdOnPromises(t, jstest.Start(t), "c5", slog.LevelInfo)
+	l, cfg, fs, cov, k, logs, epoch := h.l, h.cfg, h.fs, h.cov, h.k, &h.logs, h.epoch
+	var err error
 	promising := make(chan struct{})
 	defer close(promising)
 	go func() { // member b promises every round, as long as the test runs
@@ -291,4 +255,41 @@ func TestKeeperRetakesAnExpiredLeaseAtTheSameEpoch(t *testing.T) {
 	if rec, _, err = l.Read(ctx); err != nil || rec.Holder != "b" {
 		t.Fatalf("b's record was overwritten: %+v (%v)", rec, err)
 	}
+}
+
+// promisedHolder is a keeper of node a with failsafe armed and one member, b, whose promises
+// the test counts itself (Sent, Answered: no HTTP).
+type promisedHolder struct {
+	l     *Lease
+	cfg   Config
+	fs    failsafe.Config
+	cov   *failsafe.Coverage
+	k     *keeper
+	logs  lockedBuffer
+	epoch uint64
+}
+
+// holdOnPromises takes cluster's lease for a, as a node does (the record's epoch is the
+// revision Acquire returns), and starts its keeper, logging at level; stopped when the test
+// ends.
+func holdOnPromises(t *testing.T, js jetstream.JetStream, cluster string, level slog.Level) *promisedHolder {
+	t.Helper()
+	ctx := context.Background()
+	h := &promisedHolder{cfg: testConfig()}
+	var err error
+	if h.l, err = OpenLease(ctx, js, cluster, h.cfg.LeaseTTL, 1); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	if h.epoch, err = h.l.Acquire(ctx, LeaseRecord{Holder: "a", State: StateMaster}, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.fs = failsafe.Config{Hold: 3 * time.Second, Every: 200 * time.Millisecond, Timeout: 300 * time.Millisecond, StopTimeout: h.cfg.MasterStopTimeout}
+	h.cov = failsafe.NewCoverage(h.fs)
+	h.cov.SetMembers([]string{"b"})
+	h.k = hold(ctx, h.l, h.cfg, slog.New(slog.NewTextHandler(&h.logs, &slog.HandlerOptions{Level: level})), nil, h.cov,
+		LeaseRecord{Holder: "a", State: StateMaster, Epoch: h.epoch}, h.epoch, sent)
+	t.Cleanup(h.k.markStopped)
+	h.k.armFailsafe()
+	return h
 }
