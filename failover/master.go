@@ -66,6 +66,7 @@ type Master struct {
 	bin       moosefs.Mfsmaster
 	dataPath  string
 	probeAddr string
+	saveMode  int
 
 	mu          sync.Mutex
 	starting    bool
@@ -75,8 +76,8 @@ type Master struct {
 
 // NewMaster reads cfg.Config, mfsmaster's own file (`KEY = value` lines, `#` comment lines,
 // other keys ignored, the last definition wins as in mfsmaster), for DATA_PATH (default
-// /var/lib/mfs) and the client port, MATOCL_LISTEN_HOST (default *) and MATOCL_LISTEN_PORT
-// (default 9421), and finds the binary and its release (`mfsmaster -v`). Errors name the
+// /var/lib/mfs), the client port, MATOCL_LISTEN_HOST (default *) and MATOCL_LISTEN_PORT
+// (default 9421), and CHANGELOG_SAVE_MODE (default 0), and finds the binary and its release (`mfsmaster -v`). Errors name the
 // file, and the line for bad syntax.
 func NewMaster(cfg MasterConfig, log *slog.Logger) (*Master, error) {
 	if cfg.Bin == "" {
@@ -107,7 +108,7 @@ func NewMaster(cfg MasterConfig, log *slog.Logger) (*Master, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Master{cfg: cfg, log: log, bin: bin, dataPath: mc.dataPath, probeAddr: mc.probeAddr}, nil
+	return &Master{cfg: cfg, log: log, bin: bin, dataPath: mc.dataPath, probeAddr: mc.probeAddr, saveMode: mc.changelogSaveMode}, nil
 }
 
 // Mfsmaster is the binary this Master runs and its release.
@@ -115,6 +116,17 @@ func (m *Master) Mfsmaster() moosefs.Mfsmaster { return m.bin }
 
 // DataPath is the master's DATA_PATH.
 func (m *Master) DataPath() string { return m.dataPath }
+
+// ChangelogSaveMode is mfsmaster.cfg's CHANGELOG_SAVE_MODE (0 when unset, as in mfsmaster).
+//
+// Why it matters (failover/DESIGN.md, "Acknowledged before written"): with 0, mfsmaster
+// answers a client before its changelog line is in changelog.0.mfs (a background writer
+// process appends it later), so a kill of every mfsmaster process, the writer included, can
+// take back a change the client was told was made when no metalogger got the line either (the
+// first seconds after a master starts, before they connect). With 1 or 2 the line is written
+// in the call that makes the change, before the answer is queued: the shipper and a drain
+// after any kill see every acknowledged change.
+func (m *Master) ChangelogSaveMode() int { return m.saveMode }
 
 // ProbeAddr is the address to health-check the local master on: 127.0.0.1:PORT when it
 // listens on every address (* or 0.0.0.0), else its listen host.

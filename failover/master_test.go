@@ -505,6 +505,7 @@ func TestNewMasterConfig(t *testing.T) {
 	tests := []struct {
 		name, cfg           string
 		wantData, wantProbe string
+		wantMode            int    // CHANGELOG_SAVE_MODE
 		wantErr             string // substring; the file's path is always required too
 	}{
 		{name: "empty", cfg: "", wantData: "/var/lib/mfs", wantProbe: "127.0.0.1:9421"},
@@ -521,6 +522,9 @@ func TestNewMasterConfig(t *testing.T) {
 		{name: "relative", cfg: "\nDATA_PATH = var/mfs\n", wantErr: "line 2: DATA_PATH = var/mfs: want an absolute path"},
 		{name: "inline comment", cfg: "DATA_PATH = /a # data\n", wantErr: "line 1: DATA_PATH"},
 		{name: "empty value", cfg: "DATA_PATH =\n", wantErr: "line 1: DATA_PATH is empty"},
+		{name: "save mode", cfg: "CHANGELOG_SAVE_MODE = 1\n", wantData: "/var/lib/mfs", wantProbe: "127.0.0.1:9421", wantMode: 1},
+		{name: "save mode sync", cfg: "CHANGELOG_SAVE_MODE=2\n", wantData: "/var/lib/mfs", wantProbe: "127.0.0.1:9421", wantMode: 2},
+		{name: "bad save mode", cfg: "\nCHANGELOG_SAVE_MODE = 3\n", wantErr: "line 2: CHANGELOG_SAVE_MODE = 3: want 0, 1 or 2"},
 	}
 	dir := t.TempDir()
 	for i, tt := range tests {
@@ -542,6 +546,9 @@ func TestNewMasterConfig(t *testing.T) {
 			}
 			if got, want := m.ProbeAddr(), tt.wantProbe; got != want {
 				t.Errorf("ProbeAddr() = %s, want %s", got, want)
+			}
+			if got, want := m.ChangelogSaveMode(), tt.wantMode; got != want {
+				t.Errorf("ChangelogSaveMode() = %d, want %d", got, want)
 			}
 		})
 	}

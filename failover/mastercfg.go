@@ -12,6 +12,10 @@ import (
 // masterConfig is what the agent needs from mfsmaster.cfg.
 type masterConfig struct {
 	dataPath, probeAddr string
+	// changelogSaveMode is CHANGELOG_SAVE_MODE: 0 (MooseFS's default) hands each changelog
+	// line to a background writer process, 1 writes it before the client's answer, 2 also
+	// fsyncs it (see ChangelogSaveMode).
+	changelogSaveMode int
 }
 
 // readMasterConfig parses mfsmaster.cfg as mfsmaster 3.0.117 does (mfscommon/cfg.c): a line
@@ -78,6 +82,18 @@ func readMasterConfig(path string) (masterConfig, error) {
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		return mc, fmt.Errorf("%s line %d: %s = %s: want a port number", path, kv[portKey].line, portKey, port)
+	}
+	mode, err := get("CHANGELOG_SAVE_MODE", "0")
+	if err != nil {
+		return mc, err
+	}
+	// mfsmaster would take any other value as 0 with a warning in its log: refused here, so
+	// that the mode the node reports is the mode mfsmaster runs.
+	switch mode {
+	case "0", "1", "2":
+		mc.changelogSaveMode = int(mode[0] - '0')
+	default:
+		return mc, fmt.Errorf("%s line %d: CHANGELOG_SAVE_MODE = %s: want 0, 1 or 2", path, kv["CHANGELOG_SAVE_MODE"].line, mode)
 	}
 	if host == "*" || host == "0.0.0.0" {
 		host = "127.0.0.1"

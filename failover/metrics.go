@@ -16,6 +16,7 @@ type Metrics struct {
 	FailsafeRefused  prometheus.Counter
 	Tickles          prometheus.Counter
 	LostRepaired     prometheus.Counter
+	SaveMode         prometheus.Gauge
 }
 
 // NewMetrics registers the metrics with reg (nil: not registered).
@@ -39,10 +40,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		FailsafeRefused:  c("failsafe_refused_total", "Failsafe holds and connection lists this node refused (unsigned, replayed, stale epoch, or it holds the lease)."),
 		Tickles:          c("tickles_total", "Tickle ACKs sent after a promotion to the last master's client connections, so that they reconnect at once."),
 		LostRepaired:     c("lost_chunks_repaired_total", "Chunks of unfinished writes that no chunkserver had after a failover or restart, repaired as mfsfilerepair does (erased, or back to an older version)."),
+		SaveMode:         g("changelog_save_mode", "CHANGELOG_SAVE_MODE of the mfsmaster.cfg this node runs; 0 answers clients before their change is in the changelog (see the README)."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.IsMaster, m.MasterVersion, m.Promotions, m.PromotionSeconds, m.Fences, m.Archived, m.ShipStopped,
-			m.FailsafeServing, m.FailsafePromises, m.FailsafeRefused, m.Tickles, m.LostRepaired)
+			m.FailsafeServing, m.FailsafePromises, m.FailsafeRefused, m.Tickles, m.LostRepaired, m.SaveMode)
 	}
 	return m
 }

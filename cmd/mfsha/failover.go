@@ -150,6 +150,7 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 		}
 	}
 	m := newNodeMetrics(p.reg)
+	m.node.SaveMode.Set(float64(master.ChangelogSaveMode()))
 	shipMetrics, sbMetrics := m.ship, m.standby
 	d := failover.Deps{
 		Lease:   lease,
@@ -206,6 +207,11 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 	p.web.node.Store(n)
 	p.log.Info("failover node", "name", f.cfg.Name, "starts_as", start, "vip", vip.String(), "master_data", master.DataPath(),
 		"mfsmaster", master.Mfsmaster().Path, "moosefs", master.Mfsmaster().Version.String(),
-		"lease_ttl", f.cfg.LeaseTTL, "standby_data", p.standby.Dir)
+		"lease_ttl", f.cfg.LeaseTTL, "standby_data", p.standby.Dir, "changelog_save_mode", master.ChangelogSaveMode())
+	if master.ChangelogSaveMode() == 0 {
+		p.log.Warn("mfsmaster answers clients before their changes are in its changelog (CHANGELOG_SAVE_MODE = 0, MooseFS's default): "+
+			"a kill -9 of its processes can take back an acknowledged change that no metalogger got yet; set CHANGELOG_SAVE_MODE = 1 in "+f.masterCfg,
+			"see", "README: Deploying on real hosts, step 6")
+	}
 	return n.Run(ctx, start)
 }

@@ -201,6 +201,10 @@ func (l *Lab) writeMasterConfig(host string) (string, error) {
 	kv := append(l.common(host, "mfsmaster", data),
 		[2]string{"EXPORTS_FILENAME", filepath.Join(etc, "mfsexports.cfg")},
 		[2]string{"TOPOLOGY_FILENAME", filepath.Join(etc, "mfstopology.cfg")},
+		// What a failover node asks for (README, "Deploying on real hosts"): the changelog
+		// line is written before the client's answer, so no kill takes an acknowledged change
+		// back. The keepalived baseline runs the same file.
+		[2]string{"CHANGELOG_SAVE_MODE", "1"},
 	)
 	err := l.writeConfigs(host, map[string][]byte{
 		"mfsmaster.cfg": configFile(kv),

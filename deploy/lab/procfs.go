@@ -15,6 +15,7 @@ import (
 // procStat is what the lab needs from /proc/PID/stat.
 type procStat struct {
 	state byte   // R, S, D, Z, X...
+	ppid  int    // parent
 	pgrp  int    // process group
 	start uint64 // start time in clock ticks after boot; with the pid, identifies a process
 }
@@ -30,9 +31,14 @@ func readProcStat(pid int) (procStat, error) {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: no ')'", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state), f[2] field 5 (pgrp), f[19] field 22 (starttime).
+	// f[0] is field 3 (state), f[1] field 4 (ppid), f[2] field 5 (pgrp), f[19] field 22
+	// (starttime).
 	if len(f) < 20 {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields after comm", pid, len(f))
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: ppid: %w", pid, err)
 	}
 	pgrp, err := strconv.Atoi(f[2])
 	if err != nil {
@@ -42,7 +48,13 @@ func readProcStat(pid int) (procStat, error) {
 	if err != nil {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: starttime: %w", pid, err)
 	}
-	return procStat{state: f[0][0], pgrp: pgrp, start: start}, nil
+	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp, start: start}, nil
+}
+
+// ParentPid is the parent of process pid (/proc/PID/stat).
+func ParentPid(pid int) (int, error) {
+	st, err := readProcStat(pid)
+	return st.ppid, err
 }
 
 // alive reports whether the process pid that started at start still runs (a zombie does not).
