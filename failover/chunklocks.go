@@ -43,7 +43,7 @@ import (
 // returns the locks released: their chunks may be lost (see repairLost).
 func releaseChunkLocks(dataPath string, now time.Time, skipChunks bool, log *slog.Logger) (uint64, []chunklock.Lock, error) {
 	var tr chunklock.Tracker
-	meta, err := chunklock.MetadataChunks(filepath.Join(dataPath, "metadata.mfs"))
+	meta, err := chunklock.MetadataChunks(filepath.Join(dataPath, "metadata.mfs"), now)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			log.Error("chunk locks kept in the handed-over metadata are not released: a writer may wait up to 120 s", "err", err)
@@ -134,7 +134,7 @@ func releaseLocalChunkLocks(dataPath string, last uint64, now time.Time, log *sl
 	if err != nil {
 		return skip("no metadata", err)
 	}
-	meta, err := chunklock.MetadataChunks(mf.path)
+	meta, err := chunklock.MetadataChunks(mf.path, now)
 	if err != nil {
 		return skip("metadata", err)
 	}

@@ -10,20 +10,36 @@ import (
 	"time"
 )
 
-// MetadataLocks returns the version of a metadata file and the chunk locks it keeps a metadata file keeps (its CHNK section: each chunk's
-// lockedto, the time its lock expires, 0 when unlocked) as Locks with Time = lockedto -
-// LockTimeout so that Held's rule applies; Inode and Version are 0 (not stored), Op is
-// "metadata". Formats: CHNK 1.0 (16-byte records), 1.1 (17: + flags, MooseFS 3.0.117) and 1.2
-// (18: + storage-class pairs, 4.x), read as mfsmaster's chunks.c chunk_load reads them.
+// MetadataLocks returns the version of a metadata file and the chunk locks it keeps that may
+// still be write locks at now (its CHNK section: each chunk's lockedto, the time its lock
+// expires), as Locks with Time = lockedto - LockTimeout so that Held's rule applies; Inode and
+// Version are 0 (not stored), Op is "metadata". Formats: CHNK 1.0 (16-byte records), 1.1 (17:
+// + flags, MooseFS 3.0.117) and 1.2 (18: + storage-class pairs, 4.x), read as mfsmaster's
+// chunks.c chunk_load reads them.
 //
 // Why: a standby that folded the line that locked a chunk (a resynchronization, or a fold just
 // before the master died) hands over metadata holding the lock with no line to show it, and
 // the client retrying that write waits out the lock (measured: 116 s after a promotion that
 // had resynchronized).
-func MetadataLocks(path string) (version uint64, locks []Lock, err error) {
-	c, err := MetadataChunks(path)
+//
+// Which: a lock is kept when lockedto is not before now and at most LockTimeout + ClockSlack
+// after it. Others are not write locks that can still hold:
+//   - an expired one, and 4.x never clears lockedto (an unlock sets it to its time minus one,
+//     chunk_unlock in 4.59.2 chunks.c): every chunk ever written keeps a past value, 12.4
+//     million of 12.4 million chunks in the 10M-inode tree, which cost a promotion seconds
+//     and gigabytes when they were all returned;
+//   - a chunk a chunkserver reported that the master did not know, kept "for future deletion"
+//     for UNUSED_DELETE_TIMEOUT (7 days; CHUNKADD, both releases): MooseFS keeping data it
+//     cannot place, after a metadata restore for example. Unlocked, it would be deleted at
+//     once.
+func MetadataLocks(path string, now time.Time) (version uint64, locks []Lock, err error) {
+	c, err := MetadataChunks(path, now)
 	return c.Version, c.Locks, err
 }
+
+// ClockSlack is how far ahead of this host's clock the clock of the master that wrote a
+// metadata file may run for its write locks to be recognized (see MetadataLocks).
+const ClockSlack = time.Minute
 
 // Chunks is what MetadataChunks reads from a metadata file.
 type Chunks struct {
@@ -33,12 +49,12 @@ type Chunks struct {
 }
 
 // MetadataChunks is MetadataLocks with the next chunk id, in one pass.
-func MetadataChunks(path string) (Chunks, error) {
-	version, next, locks, err := metadataChunks(path)
+func MetadataChunks(path string, now time.Time) (Chunks, error) {
+	version, next, locks, err := metadataChunks(path, now)
 	return Chunks{Version: version, Next: next, Locks: locks}, err
 }
 
-func metadataChunks(path string) (version, next uint64, locks []Lock, err error) {
+func metadataChunks(path string, now time.Time) (version, next uint64, locks []Lock, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("chunk locks: %w", err)
@@ -73,7 +89,8 @@ func metadataChunks(path string) (version, next uint64, locks []Lock, err error)
 			if hdr[4] != ' ' || hdr[5] != '1' || hdr[6] != '.' || hdr[7] < '0' || hdr[7] > '2' {
 				return 0, 0, nil, fmt.Errorf("chunk locks: %s: section %q: want CHNK 1.0, 1.1 or 1.2", path, hdr[:8])
 			}
-			next, locks, err := chnkLocks(io.LimitReader(r, int64(n)), hdr[7]-'0')
+			from := uint32(max(now.Unix(), 0))
+			next, locks, err := chnkLocks(io.LimitReader(r, int64(n)), hdr[7]-'0', from, from+uint32((LockTimeout+ClockSlack)/time.Second))
 			if err != nil {
 				return 0, 0, nil, fmt.Errorf("chunk locks: %s: %s: %w", path, hdr[:8], err)
 			}
@@ -85,8 +102,9 @@ func metadataChunks(path string) (version, next uint64, locks []Lock, err error)
 	}
 }
 
-// chnkLocks reads a CHNK 1.minor section's body: the next chunk id and the locks.
-func chnkLocks(r io.Reader, minor byte) (next uint64, locks []Lock, err error) {
+// chnkLocks reads a CHNK 1.minor section's body: the next chunk id and the locks whose
+// lockedto is within [from, to].
+func chnkLocks(r io.Reader, minor byte, from, to uint32) (next uint64, locks []Lock, err error) {
 	var hdr [8]byte // nextchunkid
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
@@ -127,7 +145,7 @@ func chnkLocks(r io.Reader, minor byte) (next uint64, locks []Lock, err error) {
 			}
 			return next, out, nil
 		}
-		if lockedto > uint32(LockTimeout/time.Second) {
+		if lockedto >= from && lockedto <= to && lockedto > uint32(LockTimeout/time.Second) {
 			out = append(out, Lock{Chunk: chunk, Time: lockedto - uint32(LockTimeout/time.Second), Op: "metadata"})
 		}
 	}

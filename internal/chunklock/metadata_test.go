@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // chnkRecord is one chunk record of CHNK 1.minor, as chunks.c chunk_store writes it (pairs:
@@ -59,18 +60,25 @@ func metadataWith(t *testing.T, v uint64, minor int, records ...[]byte) string {
 	return path
 }
 
+// TestMetadataLocks: the write locks a metadata file keeps that may still hold at now (their
+// expiry between now and now + LockTimeout + ClockSlack), in each CHNK format. Not an unlocked
+// chunk (3.0.117 clears lockedto), nor an expired lock (4.x keeps the unlock's time minus one
+// for every chunk ever written), nor a chunk kept "for future deletion" for 7 days.
 func TestMetadataLocks(t *testing.T) {
+	now := time.Unix(1796222300, 0)
 	for minor := range 3 {
-		pairs := []int{0, 1, 3, 0x100}
+		pairs := []int{0, 1, 3, 0x100, 1, 3}
 		if minor < 2 {
-			pairs = []int{0, 0, 0, 0}
+			pairs = []int{0, 0, 0, 0, 0, 0}
 		}
 		path := metadataWith(t, 2588, minor,
 			chnkRecord(minor, 5, 1, 0, pairs[0]),          // unlocked
 			chnkRecord(minor, 6, 1, 1796222410, pairs[1]), // locked until 1796222410
 			chnkRecord(minor, 7, 2, 0, pairs[2]),
-			chnkRecord(minor, 8, 1, 1796222300, pairs[3]))
-		v, locks, err := MetadataLocks(path)
+			chnkRecord(minor, 8, 1, 1796222300, pairs[3]),          // until now
+			chnkRecord(minor, 9, 1, 1796222299, pairs[4]),          // unlocked a second before now (4.x)
+			chnkRecord(minor, 10, 1, 1796222300+7*86400, pairs[5])) // for future deletion
+		v, locks, err := MetadataLocks(path, now)
 		if err != nil || v != 2588 || len(locks) != 2 || locks[0] != (Lock{Chunk: 6, Time: 1796222290, Op: "metadata"}) || locks[1].Chunk != 8 {
 			t.Errorf("CHNK 1.%d: version %d, locks %+v, %v; want 2588 and chunks 6 (locked at 1796222290) and 8", minor, v, locks, err)
 		}
@@ -79,7 +87,7 @@ func TestMetadataLocks(t *testing.T) {
 	path := metadataWith(t, 10, 1, chnkRecord(1, 5, 1, 0, 0))
 	b, _ := os.ReadFile(path)
 	os.WriteFile(path, b[:len(b)-16-17], 0o644) // the end record and the EOF marker cut off
-	if _, _, err := MetadataLocks(path); err == nil || !strings.Contains(err.Error(), "CHNK 1.1") {
+	if _, _, err := MetadataLocks(path, now); err == nil || !strings.Contains(err.Error(), "CHNK 1.1") {
 		t.Errorf("a cut CHNK section: %v; want an error naming it", err)
 	}
 }

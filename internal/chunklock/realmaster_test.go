@@ -44,7 +44,7 @@ func realDanglingLock(t *testing.T, folded bool) {
 		if err := l.StopMaster(ctx, lab.HostMasterA); err != nil { // a clean stop writes metadata.mfs
 			t.Fatal(err)
 		}
-		metaV, held, err := MetadataLocks(filepath.Join(data, "metadata.mfs"))
+		metaV, held, err := MetadataLocks(filepath.Join(data, "metadata.mfs"), time.Now())
 		if err != nil || metaV <= lockVersion || len(held) != 1 || held[0].Chunk != chunk || uint64(held[0].Time) != lockTS {
 			t.Fatalf("the metadata after the fold: version %d, locks %+v, %v; want chunk %d locked at %d", metaV, held, err, chunk, lockTS)
 		}
