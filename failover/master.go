@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -127,6 +128,15 @@ func (m *Master) DataPath() string { return m.dataPath }
 // in the call that makes the change, before the answer is queued: the shipper and a drain
 // after any kill see every acknowledged change.
 func (m *Master) ChangelogSaveMode() int { return m.saveMode }
+
+// ClientPort is the port mfsmaster serves clients on (MATOCL_LISTEN_PORT).
+func (m *Master) ClientPort() uint16 {
+	ap, err := netip.ParseAddrPort(m.probeAddr)
+	if err != nil {
+		return 9421 // readMasterConfig checked the port; the host cannot be anything else
+	}
+	return ap.Port()
+}
 
 // ProbeAddr is the address to health-check the local master on: 127.0.0.1:PORT when it
 // listens on every address (* or 0.0.0.0), else its listen host.

@@ -84,6 +84,8 @@ type Deps struct {
 	// Failsafe, when set, keeps a healthy master through a NATS election (DESIGN.md): serve
 	// FailsafeHandler at its URL.
 	Failsafe *Failsafe
+	// Gate, when set, holds the clients back at the start of a switchover (gate.go).
+	Gate *ClientGate
 }
 
 // Node is the failover agent of one host. Create it with New; Run does the work.
@@ -148,6 +150,12 @@ func (n *Node) setRole(r Role) {
 // stands by. A master that stops on
 // ctx stops mfsmaster cleanly, ships its last lines, removes the VIP and releases the lease.
 func (n *Node) Run(ctx context.Context, start Role) error {
+	if g := n.d.Gate; g != nil {
+		if err := g.Open(); err != nil { // a gate an earlier run left closed, or no nftables
+			n.log.Warn("client gate unavailable: a switchover removes the VIP without holding clients back first", "gate", g.String(), "err", err)
+			n.d.Gate = nil
+		}
+	}
 	var t *term
 	if start == RoleMaster {
 		var err error

@@ -247,7 +247,7 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 		vipLate = n.quickLoad(sb)
 	}
 	if !vipLate {
-		if err := n.d.VIP.Add(); err != nil {
+		if err := n.addVIP(); err != nil {
 			return abort(err)
 		}
 		n.announce(ctx, t)
@@ -289,7 +289,7 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	}
 	serving := time.Now()
 	if vipLate {
-		if err := n.d.VIP.Add(); err != nil {
+		if err := n.addVIP(); err != nil {
 			return abort(err)
 		}
 	}

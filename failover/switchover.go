@@ -10,8 +10,9 @@ import (
 // flushWait bounds how long a switchover waits for mfsmaster's last lines to reach its files.
 const flushWait = 2 * time.Second
 
-// switchOver hands the lease to node to: the VIP goes, mfsmaster's last lines reach its files,
-// mfsmaster is killed, every line is shipped, and the lease is released to to.
+// switchOver hands the lease to node to: the clients are held back (gate.go), the VIP goes,
+// mfsmaster's last lines reach its files, mfsmaster is killed, every line is shipped, and the
+// lease is released to to.
 //
 // mfsmaster is killed, never stopped cleanly: a clean stop first dumps the whole metadata
 // (2-4 s at 1k inodes in the lab, minutes at scale) while no master serves, and the dump is of
@@ -38,12 +39,16 @@ func (n *Node) switchOver(t *term, to, why string, start time.Time) {
 	if t.repairStop != nil {
 		t.repairStop()
 	}
+	held := n.holdClients()
 	if err := n.d.VIP.Remove(); err != nil {
 		n.log.Error("switchover: remove the VIP", "err", err)
 	}
 	n.waitFlushed(flushWait)
 	if err := n.d.Master.Kill(); err != nil {
 		n.log.Error("switchover: kill mfsmaster", "err", err)
+	}
+	if held {
+		n.openGate()
 	}
 	t.arpWG.Wait()
 	n.m.Fences.Inc()
@@ -86,4 +91,67 @@ func (n *Node) waitFlushed(limit time.Duration) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// turnWait bounds how long a switchover waits, clients held back, for mfsmaster's last turn.
+const turnWait = 500 * time.Millisecond
+
+// holdClients closes the client gate, if there is one, and waits until mfsmaster has gone
+// through a turn of its event loop without a change (waitTurn): what it queued for its
+// chunkservers before, such as the create of a chunk it just gave a client, has then been
+// written while the VIP still carries it. It reports whether the gate is closed.
+func (n *Node) holdClients() bool {
+	g := n.d.Gate
+	if g == nil {
+		return false
+	}
+	start := time.Now()
+	if err := g.Close(); err != nil {
+		n.log.Error("switchover: clients not held back (the VIP goes at once)", "gate", g.String(), "err", err)
+		return false
+	}
+	v := n.waitTurn(turnWait)
+	n.log.Info("switchover: clients held back at the VIP", "gate", g.String(), "version", v, "took", time.Since(start).Round(time.Millisecond))
+	return true
+}
+
+// waitTurn waits, up to limit, until two health checks of mfsmaster report the same version:
+// mfsmaster answers each in a turn of its event loop, and at the end of a turn writes what it
+// queued, so between two equal answers a whole turn went by without a change. It returns that
+// version (the last one seen when limit ran out, logged).
+func (n *Node) waitTurn(limit time.Duration) uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	var prev uint64
+	for {
+		v, err := Probe(ctx, nil, n.d.Master.ProbeAddr())
+		if err == nil && v == prev {
+			return v
+		}
+		if err == nil {
+			prev = v
+		}
+		select {
+		case <-ctx.Done():
+			n.log.Warn("switchover: mfsmaster's version did not settle; removing the VIP anyway", "version", prev, "err", err, "waited", limit)
+			return prev
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// openGate opens the client gate, if there is one (logged on failure).
+func (n *Node) openGate() {
+	if g := n.d.Gate; g != nil {
+		if err := g.Open(); err != nil {
+			n.log.Error("client gate left closed: this host's clients are cut off from its VIP until it opens", "gate", g.String(), "err", err)
+		}
+	}
+}
+
+// addVIP claims the VIP, the client gate opened first: a gate a switchover left closed
+// would cut the clients off the master this term starts.
+func (n *Node) addVIP() error {
+	n.openGate()
+	return n.d.VIP.Add()
 }

@@ -87,7 +87,7 @@ func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why st
 		return abort(errLostWhileStarting)
 	}
 	if !restored {
-		if err := n.d.VIP.Add(); err != nil {
+		if err := n.addVIP(); err != nil {
 			return abort(err)
 		}
 		n.announce(ctx, t)
@@ -106,7 +106,7 @@ func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why st
 		if err := n.waitNewTimeline(ctx, t, want-1); err != nil {
 			return abort(err)
 		}
-		if err := n.d.VIP.Add(); err != nil {
+		if err := n.addVIP(); err != nil {
 			return abort(err)
 		}
 	}

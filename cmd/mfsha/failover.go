@@ -134,6 +134,10 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 	if err != nil {
 		return usageError{err}
 	}
+	gate, err := failover.NewClientGate(vip.Addr(), master.ClientPort())
+	if err != nil {
+		return usageError{err}
+	}
 	var lease *failover.Lease
 	for {
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -156,6 +160,7 @@ func runNode(ctx context.Context, start failover.Role, f *failoverSettings, mast
 		Lease:   lease,
 		Master:  master,
 		VIP:     vip,
+		Gate:    gate,
 		History: failover.StreamHistory{JS: p.conn.js, Cluster: f.cfg.Cluster, Verifier: p.standby.Verifier},
 		NewShipper: func(epoch func() uint64, linesOnly bool) (failover.Shipper, error) {
 			cfg := p.ship
