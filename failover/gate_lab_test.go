@@ -12,6 +12,7 @@ import (
 
 	"github.com/mfsha/mfsha/deploy/lab"
 	"github.com/mfsha/mfsha/failover"
+	"github.com/mfsha/mfsha/internal/mfstest"
 )
 
 // TestClientGateHoldsOnlyTheClientPort, with real kernels in network namespaces: the gate a
@@ -21,47 +22,17 @@ import (
 // client port works again and the held packet arrives (the client's TCP resends it). Close
 // twice and Open once leaves nothing behind.
 func TestClientGateHoldsOnlyTheClientPort(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (network namespaces, nftables); run it as make test does")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := lab.New(lab.Config{Name: fmt.Sprintf("gt%d", os.Getpid()%100000), Dir: t.TempDir(),
-		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostClient}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Down(context.Background()); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	if err := l.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	l := mfstest.Network(ctx, t, fmt.Sprintf("gt%d", os.Getpid()%100000), lab.HostMasterA, lab.HostClient)
 	if err := l.AddVIP(lab.HostMasterA); err != nil {
 		t.Fatal(err)
 	}
 	client := netip.AddrPortFrom(l.VIP(), 19421)
 	chunk := netip.AddrPortFrom(l.VIP(), 19420)
-	accepted := map[netip.AddrPort]chan net.Conn{}
-	for _, ap := range []netip.AddrPort{client, chunk} {
-		var ln net.Listener
-		if err := l.InHost(lab.HostMasterA, func() (err error) { ln, err = net.Listen("tcp", ap.String()); return err }); err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		ch := make(chan net.Conn, 4)
-		accepted[ap] = ch
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				ch <- c
-			}
-		}()
+	accepted := map[netip.AddrPort]<-chan net.Conn{
+		client: mfstest.Listen(t, l, lab.HostMasterA, client.String()),
+		chunk:  mfstest.Listen(t, l, lab.HostMasterA, chunk.String()),
 	}
 	dial := func(host string, ap netip.AddrPort) error {
 		dctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)

@@ -6,6 +6,7 @@ package mfstest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -124,4 +125,53 @@ func SmallCluster(ctx context.Context, t testing.TB, name string) (*lab.Lab, str
 		t.Fatal(err)
 	}
 	return l, mnt
+}
+
+// Network brings up a lab of the named hosts only (network namespaces on a bridge, no
+// MooseFS), named name (1-8 characters as lab.Config asks), torn down when the test ends. It
+// needs root, which make test has: it fails the test otherwise, never skips.
+func Network(ctx context.Context, t testing.TB, name string, hosts ...string) *lab.Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (network namespaces); run it as make test does")
+	}
+	specs := make([]lab.HostSpec, len(hosts))
+	for i, h := range hosts {
+		specs[i] = lab.HostSpec{Name: h}
+	}
+	l, err := lab.New(lab.Config{Name: name, Dir: t.TempDir(), Hosts: specs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(context.Background()); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	if err := l.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// Listen listens on addr inside host's network namespace and returns the connections it
+// accepts; the listener closes when the test ends.
+func Listen(t testing.TB, l *lab.Lab, host, addr string) <-chan net.Conn {
+	t.Helper()
+	var ln net.Listener
+	if err := l.InHost(host, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	return accepted
 }

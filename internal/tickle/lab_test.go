@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mfsha/mfsha/deploy/lab"
+	"github.com/mfsha/mfsha/internal/mfstest"
 	"github.com/mfsha/mfsha/internal/tickle"
 )
 
@@ -22,43 +23,15 @@ import (
 // nobody tickled, must still be waiting: without tickles the client learns nothing until its
 // own TCP resends.
 func TestTickleResetsClientsOfADeadHost(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (network namespaces, raw sockets); run it as make test does")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := lab.New(lab.Config{Name: fmt.Sprintf("tk%d", os.Getpid()%100000), Dir: t.TempDir(),
-		Hosts: []lab.HostSpec{{Name: lab.HostMasterA}, {Name: lab.HostMasterB}, {Name: lab.HostClient}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Down(context.Background()); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	if err := l.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	l := mfstest.Network(ctx, t, fmt.Sprintf("tk%d", os.Getpid()%100000), lab.HostMasterA, lab.HostMasterB, lab.HostClient)
 	if err := l.AddVIP(lab.HostMasterA); err != nil {
 		t.Fatal(err)
 	}
 	vip := netip.AddrPortFrom(l.VIP(), 19421)
-	var ln net.Listener
-	if err := l.InHost(lab.HostMasterA, func() (err error) { ln, err = net.Listen("tcp", vip.String()); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 2)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
+	accepted := mfstest.Listen(t, l, lab.HostMasterA, vip.String())
+	var err error
 	var clients [2]net.Conn
 	for i := range clients {
 		if clients[i], err = l.Dial(ctx, lab.HostClient, "tcp", vip.String()); err != nil {
