@@ -25,8 +25,10 @@ type term struct {
 	streamed uint64
 	arpStop  context.CancelFunc
 	arpWG    sync.WaitGroup
-	// repairStop ends the repair of lost chunks (repairLost), which runs in arpWG.
+	// repairStop ends the repair of lost chunks (repairLost), which runs in arpWG;
+	// repairDone is closed when it has ended (nil without one).
 	repairStop context.CancelFunc
+	repairDone chan struct{}
 }
 
 // announce (re)starts the VIP's gratuitous ARPs in the background, replacing earlier ones.
@@ -248,6 +250,7 @@ func (n *Node) handOver(t *term, to, why string) {
 	}
 	// A node that is stopped stops mfsmaster cleanly (the lease is renewed meanwhile: it may
 	// take its time): with no standby, its files are what the next start loads.
+	n.finishRepairs(t, repairOnStop)
 	n.fence(t, false, time.Minute)
 	shipped, _ := n.drainShipper(context.Background(), t, 30*time.Second)
 	if err := t.k.release(context.Background(), shipped, "", why); err != nil {
