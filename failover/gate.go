@@ -15,9 +15,9 @@ import (
 // drops the TCP packets that other hosts send to the VIP's client port (MATOCL_LISTEN_PORT),
 // and nothing else.
 //
-// Why (DESIGN.md, "A new chunk that no chunkserver created", the client gate): mfsmaster logs the WRITE that gives a client
-// a new chunk before the packet that tells a chunkserver to create it leaves, over that
-// chunkserver's connection to the VIP. A switchover that removed the VIP first could cut that
+// Why (DESIGN.md, "A new chunk that no chunkserver created", the client gate): mfsmaster
+// logs the WRITE that gives a client a new chunk before the packet that tells a chunkserver
+// to create it leaves, over that chunkserver's connection to the VIP. A switchover that removed the VIP first could cut that
 // packet off: every later master then has the chunk with no copy, and the writer waits for
 // the repair that follows the promotion (about 4 s, lostchunks.go). With the gate closed
 // first, no new request reaches mfsmaster while the VIP still carries its packets to the
