@@ -39,6 +39,8 @@ type Options struct {
 	WorkDir string
 	// FoldUser runs mfsmaster for the fold when mfsha runs as root; empty: DefaultFoldUser.
 	FoldUser string
+	// Nice is the fold's CPU nice level, 0 to MaxFoldNiceLevel (0: mfsha's own).
+	Nice int
 	// Verifier holds the trusted public keys (TRUSTED_KEYS); required. The snapshot and every
 	// batch read are checked against it before anything reaches mfsmaster.
 	Verifier *sign.Verifier
@@ -169,7 +171,7 @@ func Apply(ctx context.Context, js jetstream.JetStream, store *snapshot.Store, p
 	res.Version = p.From
 	if res.Lines > 0 {
 		res.Version = res.LastLine + 1
-		if res.Fold, err = fold(ctx, master.Path, work, data, u); err != nil {
+		if res.Fold, err = fold(ctx, master.Path, work, data, u, o.Nice); err != nil {
 			return Outcome{}, err
 		}
 	}

@@ -106,7 +106,8 @@ func giveBase(path string, linked bool, u FoldUser) error {
 // process starts in data: the directories above it (root's, 0700) need not be open to that
 // user. The base and the lines in data are readable by it (0644, or a link to the last result,
 // whose group is the fold user's).
-func fold(ctx context.Context, master, work, data string, u FoldUser) (FoldRun, error) {
+// It runs at CPU nice level nice (startNiced; 0: mfsha's own).
+func fold(ctx context.Context, master, work, data string, u FoldUser, nice int) (FoldRun, error) {
 	if err := checkFoldMemory(filepath.Join(data, "metadata.mfs")); err != nil {
 		return FoldRun{}, err
 	}
@@ -125,7 +126,10 @@ func fold(ctx context.Context, master, work, data string, u FoldUser) (FoldRun, 
 	start := time.Now()
 	clock := &phaseClock{}
 	cmd.Stdout, cmd.Stderr = clock, clock
-	err := cmd.Run()
+	err := startNiced(cmd, nice)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	run := foldRunOf(cmd, time.Since(start))
 	run.Replay = clock.replay()
 	outp := clock.output()

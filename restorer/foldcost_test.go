@@ -113,7 +113,7 @@ func TestFoldTimesReplay(t *testing.T) {
 			}
 		}
 	}
-	run, err := fold(context.Background(), mfstest.Mfsmaster(t).Path, ws.dir, data, u)
+	run, err := fold(context.Background(), mfstest.Mfsmaster(t).Path, ws.dir, data, u, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,11 @@ type StandbyConfig struct {
 	FoldReplay time.Duration
 	// FoldCPUPercent bounds the folds' average CPU, in percent of a core (foldpolicy.go).
 	FoldCPUPercent int
-	Poll           time.Duration // look at the stream this often
+	// FoldNiceLevel is the CPU nice level of the background folds' mfsmaster, 0 to 19 (0:
+	// mfsha's own; the command line's default is DefaultFoldNiceLevel, see there why). A fold
+	// a promotion forces runs at mfsha's own.
+	FoldNiceLevel int
+	Poll          time.Duration // look at the stream this often
 	// MetaloggerDir, when set, is a local mfsmetalogger's DATA_PATH: its lines beyond the
 	// stream's are merged in (the better of the two paths).
 	MetaloggerDir string
@@ -80,6 +84,8 @@ func (c StandbyConfig) Validate() error {
 		return fmt.Errorf("FOLD_REPLAY = %v: want more than 0", c.FoldReplay)
 	case c.FoldCPUPercent < 1 || c.FoldCPUPercent > 400:
 		return fmt.Errorf("FOLD_CPU_PERCENT = %d: want 1 to 400 (percent of one core)", c.FoldCPUPercent)
+	case c.FoldNiceLevel < 0 || c.FoldNiceLevel > MaxFoldNiceLevel:
+		return fmt.Errorf("FOLD_NICE_LEVEL = %d: want 0 (mfsha's own priority) to %d (the lowest)", c.FoldNiceLevel, MaxFoldNiceLevel)
 	case c.Poll > c.FoldEvery:
 		return fmt.Errorf("POLL = %v is longer than FOLD_EVERY = %v", c.Poll, c.FoldEvery)
 	case c.Receive != "" && c.MetaloggerDir != "":
@@ -467,6 +473,10 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 		return nil
 	}
 	pos := s.Materialized()
+	nice := s.cfg.FoldNiceLevel
+	if force {
+		nice = 0 // a promotion waits on it
+	}
 	var plan Plan
 	switch {
 	case pos.Version == 0 || pos.Timeline != tl.Timeline || pos.Version < tl.FirstVersion:
@@ -485,7 +495,7 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 		if plan, err = CalcPlan(tls, snaps, tl.Timeline, Target{}); err != nil {
 			return err
 		}
-		return s.resync(ctx, tls, snaps, plan)
+		return s.resync(ctx, tls, snaps, plan, nice)
 	default:
 		s.mu.Lock()
 		local, lastChange := s.local, s.lastChange
@@ -508,7 +518,7 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 		}
 		plan = Plan{Timeline: *tl, BaseFile: filepath.Join(s.cfg.Dir, "metadata.mfs"), LinesFile: s.pendingPath(), From: pos.Version, To: local - 1}
 	}
-	return s.apply(ctx, plan)
+	return s.apply(ctx, plan, nice)
 }
 
 // resync applies a plan that starts from a snapshot. A snapshot that turns out corrupt (its
@@ -517,9 +527,9 @@ func (s *Standby) fold(ctx context.Context, force bool) error {
 // must not wait forever on one bad object (seen: a snapshot whose upload was cut short, before
 // the store settled such publishes) while an older snapshot and the stream can do. Only when
 // none is left does the error stand.
-func (s *Standby) resync(ctx context.Context, tls []stream.Timeline, snaps []snapshot.Snapshot, plan Plan) error {
+func (s *Standby) resync(ctx context.Context, tls []stream.Timeline, snaps []snapshot.Snapshot, plan Plan, nice int) error {
 	for {
-		err := s.apply(ctx, plan)
+		err := s.apply(ctx, plan, nice)
 		if err == nil || plan.Snapshot == nil || !errors.Is(err, snapshot.ErrCorrupt) {
 			return err
 		}
@@ -539,12 +549,12 @@ func (s *Standby) resync(ctx context.Context, tls []stream.Timeline, snaps []sna
 	}
 }
 
-// apply applies plan into the standby's directory and takes its result as the materialized
-// position.
-func (s *Standby) apply(ctx context.Context, plan Plan) error {
+// apply applies plan into the standby's directory, folding at CPU nice level nice, and takes
+// its result as the materialized position.
+func (s *Standby) apply(ctx context.Context, plan Plan, nice int) error {
 	start := time.Now()
 	out, err := Apply(ctx, s.js, s.store, plan, Options{Cluster: s.cfg.Cluster, OutDir: s.cfg.Dir, Force: true, Mfsmaster: s.cfg.Mfsmaster,
-		FoldUser: s.cfg.FoldUser, Log: s.log, Verifier: s.cfg.Verifier, check: s.check})
+		FoldUser: s.cfg.FoldUser, Nice: nice, Log: s.log, Verifier: s.cfg.Verifier, check: s.check})
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,7 @@ func TestFoldRunsUnprivileged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run, err := fold(context.Background(), mfstest.Mfsmaster(t).Path, ws.dir, data, u)
+	run, err := fold(context.Background(), mfstest.Mfsmaster(t).Path, ws.dir, data, u, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,7 @@ func (c *shipCommand) Run(ctx context.Context, args []string) error {
 	s.String(&c.standby.FoldUser, "fold-user", "FOLD_USER", restorer.DefaultFoldUser(), "failover: the unprivileged `user` mfsmaster folds as, when run as root")
 	c.standby.FoldLines, c.standby.FoldEvery, c.standby.Poll = sdef.FoldLines, sdef.FoldEvery, sdef.Poll
 	c.standby.FoldReplay, c.standby.FoldCPUPercent = sdef.FoldReplay, sdef.FoldCPUPercent
+	s.Int(&c.standby.FoldNiceLevel, "fold-nice-level", "FOLD_NICE_LEVEL", restorer.DefaultFoldNiceLevel, "failover: the CPU nice `level` of the folds while standing by, 0 (mfsha's own) to 19 (the lowest)")
 	log, err := setup(s, args, &c.logs, &c.nats)
 	if err != nil {
 		return err

@@ -60,6 +60,7 @@ func (c *standbyCommand) Run(ctx context.Context, args []string) error {
 	s.Duration(&c.cfg.Poll, "poll", "POLL", def.Poll, "look at the stream this `often`")
 	s.Duration(&c.cfg.FoldReplay, "fold-replay", "FOLD_REPLAY", def.FoldReplay, "fold when replaying the waiting lines at a promotion would take longer than this `duration` (estimated from the folds)")
 	s.Int(&c.cfg.FoldCPUPercent, "fold-cpu-percent", "FOLD_CPU_PERCENT", def.FoldCPUPercent, "the folds' mfsmaster uses at most this `percent` of one core on average; holds every unforced fold back")
+	s.Int(&c.cfg.FoldNiceLevel, "fold-nice-level", "FOLD_NICE_LEVEL", restorer.DefaultFoldNiceLevel, "the CPU nice `level` of the background folds' mfsmaster, 0 (mfsha's own) to 19 (the lowest); a promotion's fold runs at mfsha's own")
 	s.String(&c.cfg.MetaloggerDir, "metalogger", "METALOGGER_PATH", "", "a local mfsmetalogger's DATA_PATH (`directory`): its lines beyond the stream's are merged in")
 	s.String(&c.cfg.Receive, "receive", "RECEIVE", "", "receive the master's changelog in real time over the metalogger protocol from this `host:port` (the VIP and MATOML_LISTEN_PORT, 9419), instead of a local mfsmetalogger (METALOGGER_PATH)")
 	s.String(&c.cfg.FoldUser, "fold-user", "FOLD_USER", restorer.DefaultFoldUser(), "the unprivileged `user` mfsmaster folds as, when run as root")
