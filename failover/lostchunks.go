@@ -74,24 +74,44 @@ type lineDirser interface{ LineDirs() []string }
 var _ lineDirser = (*restorer.Standby)(nil)
 
 // repairLost starts the repair of locks (those the promotion or restart released) beside
-// the term t. sb, when not nil, is the standby the promotion came from: its local lines help
-// find the file of a lock only the metadata kept.
+// the term t, with those an earlier term handed on (repairs.go). sb, when not nil, is the
+// standby the promotion came from: its local lines help find the file of a lock only the
+// metadata kept.
 func (n *Node) repairLost(ctx context.Context, t *term, locks []chunklock.Lock, sb Standby) {
 	dirs := []string{n.d.Master.DataPath()}
 	if d, ok := sb.(lineDirser); ok {
 		dirs = append(dirs, d.LineDirs()...)
 	}
 	locks = locateLocks(dirs, locks, n.log)
-	if len(locks) == 0 {
-		return
-	}
 	rctx, cancel := context.WithTimeout(ctx, lostRepairFor)
 	done := make(chan struct{})
 	t.repairStop, t.repairDone = cancel, done
+	epoch := t.k.epoch()
 	t.arpWG.Go(func() {
 		defer close(done)
 		defer cancel()
+		own := len(locks)
+		locks, rev, err := pendingRepairs(rctx, n.d.Lease, n.cfg.Name, epoch, locks, time.Now())
+		if err != nil {
+			n.log.Warn("lost chunks: the pending repairs are not handed on; if this term ends before they settle, the next master will not check them", "err", err)
+		}
+		if len(locks) == 0 {
+			return
+		}
+		if len(locks) > own {
+			n.log.Info("lost chunks: checking the chunks an earlier term left unsettled", "adopted", inodes(locks[own:]))
+		}
 		repairLostChunks(rctx, nil, n.d.Master.ProbeAddr(), n.d.Master.Mfsmaster().Version, locks, n.m, n.log)
+		// Settled, refused or given up: nothing to hand on. Stopped with the term: the
+		// record stays for the next.
+		if rev == 0 || (rctx.Err() != nil && !errors.Is(rctx.Err(), context.DeadlineExceeded)) {
+			return
+		}
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(rctx), repairsCall)
+		defer ccancel()
+		if err := n.d.Lease.ClearRepairs(cctx, rev); err != nil {
+			n.log.Info("lost chunks: the pending repairs record was not cleared (a later term's, or NATS away); the next term checks them again", "err", err)
+		}
 	})
 }
 
@@ -104,9 +124,8 @@ const repairOnStop = 15 * time.Second
 // Stopped before the master could tell (its chunkservers register seconds after it starts),
 // a lost chunk would stay unreadable and its writer stuck (seen in TestFailoverBootRules: a
 // node stopped 2 s after its boot released a lock). The repair usually settles within 5 s of
-// the start; a stop is not in a hurry. A switchover or a failure does not wait, and its
-// pending checks are not handed to the next master (DESIGN.md, "A new chunk that no
-// chunkserver created": a known gap).
+// the start; a stop is not in a hurry. A switchover or a failure does not wait: the next
+// master adopts what is pending from the repairs record (repairs.go).
 func (n *Node) finishRepairs(t *term, limit time.Duration) {
 	if t.repairDone == nil {
 		return
