@@ -2,6 +2,8 @@ package failover
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mfsha/mfsha/shipper"
@@ -72,24 +74,14 @@ func (n *Node) switchOver(t *term, to, why string, start time.Time) {
 // waitFlushed waits, up to limit, until the version mfsmaster reports (the next change's) is
 // right after the last line of its changelog files.
 func (n *Node) waitFlushed(limit time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	var v, last uint64
-	var err error
-	for {
-		var found bool
-		if v, err = Probe(ctx, nil, n.d.Master.ProbeAddr()); err == nil {
-			last, _, found, err = shipper.LastLine(n.d.Master.DataPath(), shipper.KindMaster)
-			if err == nil && found && last+1 >= v {
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			n.log.Warn("switchover: mfsmaster's last lines may not be in its files; killing it anyway", "reported_version", v, "last_line", last, "err", err, "waited", limit)
-			return
-		case <-time.After(5 * time.Millisecond):
-		}
+	var last uint64
+	v, err := n.pollVersion(limit, 5*time.Millisecond, func(v uint64) (bool, error) {
+		l, _, found, err := shipper.LastLine(n.d.Master.DataPath(), shipper.KindMaster)
+		last = l
+		return err == nil && found && l+1 >= v, err
+	})
+	if err != nil {
+		n.log.Warn("switchover: mfsmaster's last lines may not be in its files; killing it anyway", "reported_version", v, "last_line", last, "err", err, "waited", limit)
 	}
 }
 
@@ -120,22 +112,42 @@ func (n *Node) holdClients() bool {
 // queued, so between two equal answers a whole turn went by without a change. It returns that
 // version (the last one seen when limit ran out, logged).
 func (n *Node) waitTurn(limit time.Duration) uint64 {
+	var prev uint64
+	v, err := n.pollVersion(limit, 10*time.Millisecond, func(v uint64) (bool, error) {
+		same := v == prev
+		prev = v
+		return same, nil
+	})
+	if err != nil {
+		n.log.Warn("switchover: mfsmaster's version did not settle; removing the VIP anyway", "version", v, "err", err, "waited", limit)
+	}
+	return v
+}
+
+// pollVersion asks mfsmaster its version (a health check) every `every` until settled holds
+// for the version it reported, at most limit. It returns the last version reported (0 if
+// none), and once limit ran out an error with the last failure (of the check or of settled).
+func (n *Node) pollVersion(limit, every time.Duration, settled func(version uint64) (bool, error)) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	var prev uint64
+	var v uint64
+	var last error
 	for {
-		v, err := Probe(ctx, nil, n.d.Master.ProbeAddr())
-		if err == nil && v == prev {
-			return v
-		}
+		got, err := Probe(ctx, nil, n.d.Master.ProbeAddr())
 		if err == nil {
-			prev = v
+			v = got
+			var ok bool
+			if ok, err = settled(got); ok {
+				return v, nil
+			}
+		}
+		if err != nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():
-			n.log.Warn("switchover: mfsmaster's version did not settle; removing the VIP anyway", "version", prev, "err", err, "waited", limit)
-			return prev
-		case <-time.After(10 * time.Millisecond):
+			return v, fmt.Errorf("not settled in %v: %w", limit, errors.Join(ctx.Err(), last))
+		case <-time.After(every):
 		}
 	}
 }
