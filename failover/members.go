@@ -3,7 +3,6 @@ package failover
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -41,14 +40,8 @@ func sameMembers(a, b []Member) bool { return slices.Equal(a, b) }
 
 // WriteMembers replaces the members record.
 func (l *Lease) WriteMembers(ctx context.Context, r MembersRecord) error {
-	if l.members == nil {
-		return errors.New("write the failsafe members: the members bucket is not open")
-	}
-	b, _ := json.Marshal(r)
-	if _, err := l.members.Put(ctx, membersKey, b); err != nil {
-		return fmt.Errorf("write the failsafe members: %w", err)
-	}
-	return nil
+	_, err := l.putMembersKey(ctx, membersKey, r, "the failsafe members")
+	return err
 }
 
 // Members reads the members record from its stream's leader; found is false when no holder
@@ -61,17 +54,8 @@ func (l *Lease) Members(ctx context.Context) (r MembersRecord, found bool, err e
 // MembersAt is Members with the record's revision; 0 when there is none (never written, or
 // forgotten).
 func (l *Lease) MembersAt(ctx context.Context) (r MembersRecord, rev uint64, err error) {
-	if l.members == nil {
-		return MembersRecord{}, 0, nil
-	}
-	b, rev, found, err := l.leaderGet(ctx, l.members, membersKey)
-	if err != nil || !found {
-		return MembersRecord{}, 0, err
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return MembersRecord{}, 0, fmt.Errorf("failsafe members record at revision %d: %w", rev, err)
-	}
-	return r, rev, nil
+	rev, err = l.getMembersKey(ctx, membersKey, &r, "failsafe members")
+	return r, rev, err
 }
 
 // ForgetMembers deletes the members record if it is still the one at revision rev (read with
@@ -79,11 +63,47 @@ func (l *Lease) MembersAt(ctx context.Context) (r MembersRecord, rev uint64, err
 // admin's act, for when every node the record lists is gone for good (no listed node is left
 // to take the lease, and none serves on promises). The next holder writes a new record.
 func (l *Lease) ForgetMembers(ctx context.Context, rev uint64) error {
+	return l.deleteMembersKey(ctx, membersKey, rev, "forget the failsafe members")
+}
+
+// The members bucket's keys (members, repairs) are JSON records written by failover nodes.
+
+// putMembersKey replaces key's record with v; what names it in the error.
+func (l *Lease) putMembersKey(ctx context.Context, key string, v any, what string) (uint64, error) {
 	if l.members == nil {
-		return errors.New("forget the failsafe members: the members bucket is not open")
+		return 0, fmt.Errorf("write %s: the members bucket is not open", what)
 	}
-	if err := l.members.Delete(ctx, membersKey, jetstream.LastRevision(rev)); err != nil {
-		return fmt.Errorf("forget the failsafe members record at revision %d: %w", rev, err)
+	b, _ := json.Marshal(v)
+	rev, err := l.members.Put(ctx, key, b)
+	if err != nil {
+		return 0, fmt.Errorf("write %s: %w", what, err)
+	}
+	return rev, nil
+}
+
+// getMembersKey reads key's record into v from its stream's leader and returns its revision:
+// 0 (v untouched) when there is none, or the bucket does not exist yet.
+func (l *Lease) getMembersKey(ctx context.Context, key string, v any, what string) (uint64, error) {
+	if l.members == nil {
+		return 0, nil
+	}
+	b, rev, found, err := l.leaderGet(ctx, l.members, key)
+	if err != nil || !found {
+		return 0, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return 0, fmt.Errorf("%s record at revision %d: %w", what, rev, err)
+	}
+	return rev, nil
+}
+
+// deleteMembersKey deletes key's record if it is still the one at revision rev.
+func (l *Lease) deleteMembersKey(ctx context.Context, key string, rev uint64, what string) error {
+	if l.members == nil {
+		return fmt.Errorf("%s: the members bucket is not open", what)
+	}
+	if err := l.members.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
+		return fmt.Errorf("%s record at revision %d: %w", what, rev, err)
 	}
 	return nil
 }

@@ -2,13 +2,9 @@ package failover
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mfsha/mfsha/internal/chunklock"
 )
@@ -46,42 +42,19 @@ type RepairsRecord struct {
 
 // WriteRepairs replaces the repairs record and returns its revision.
 func (l *Lease) WriteRepairs(ctx context.Context, r RepairsRecord) (uint64, error) {
-	if l.members == nil {
-		return 0, errors.New("write the pending repairs: the members bucket is not open")
-	}
-	b, _ := json.Marshal(r)
-	rev, err := l.members.Put(ctx, repairsKey, b)
-	if err != nil {
-		return 0, fmt.Errorf("write the pending repairs: %w", err)
-	}
-	return rev, nil
+	return l.putMembersKey(ctx, repairsKey, r, "the pending repairs")
 }
 
 // Repairs reads the repairs record from its stream's leader; rev is 0 when there is none.
 func (l *Lease) Repairs(ctx context.Context) (r RepairsRecord, rev uint64, err error) {
-	if l.members == nil {
-		return RepairsRecord{}, 0, nil
-	}
-	b, rev, found, err := l.leaderGet(ctx, l.members, repairsKey)
-	if err != nil || !found {
-		return RepairsRecord{}, 0, err
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return RepairsRecord{}, 0, fmt.Errorf("pending repairs record at revision %d: %w", rev, err)
-	}
-	return r, rev, nil
+	rev, err = l.getMembersKey(ctx, repairsKey, &r, "pending repairs")
+	return r, rev, err
 }
 
 // ClearRepairs deletes the repairs record if it is still the one at revision rev (the one
 // this term wrote): a later term's record stays.
 func (l *Lease) ClearRepairs(ctx context.Context, rev uint64) error {
-	if l.members == nil {
-		return errors.New("clear the pending repairs: the members bucket is not open")
-	}
-	if err := l.members.Delete(ctx, repairsKey, jetstream.LastRevision(rev)); err != nil {
-		return fmt.Errorf("clear the pending repairs record at revision %d: %w", rev, err)
-	}
-	return nil
+	return l.deleteMembersKey(ctx, repairsKey, rev, "clear the pending repairs")
 }
 
 // adoptable returns the locks of an earlier term's record that a term of epoch adopts at now:
