@@ -89,31 +89,8 @@ func TestStandbyFoldCost(t *testing.T) {
 // per line is measured rather than fitted.
 func TestFoldTimesReplay(t *testing.T) {
 	mfstest.RequireMooseFS(t)
-	u, err := LookupFoldUser("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws, err := newWorkspace(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	data := filepath.Join(ws.dir, "data")
-	if err := prepareData(data, u); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range map[string]string{"metadata.mfs": "MFSM NEW", "changelog.0.mfs": history(1, 200000)} {
-		p := filepath.Join(data, name)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if os.Geteuid() == 0 {
-			if err := os.Chown(p, u.UID, u.GID); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	run, err := fold(context.Background(), mfstest.Mfsmaster(t).Path, ws.dir, data, u, 0)
+	work, data, u := foldInput(t, history(1, 200000))
+	run, err := fold(context.Background(), mfstest.Mfsmaster(t).Path, work, data, u, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,4 +103,36 @@ func TestFoldTimesReplay(t *testing.T) {
 		t.Fatalf("cost %+v: want per line %g (measured) and a fixed part", fc, want)
 	}
 	t.Logf("200,000 lines: run %v, replay %v, %.2f µs/line", run.Took, run.Replay, fc.PerLine*1e6)
+}
+
+// foldInput makes a fold's work directory (closed with the test) and in it the data directory
+// of an empty file system and the changelog lines, owned by the fold user as Apply leaves
+// them. It returns both directories and the fold user.
+func foldInput(t *testing.T, lines string) (work, data string, u FoldUser) {
+	t.Helper()
+	u, err := LookupFoldUser("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := newWorkspace(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	data = filepath.Join(ws.dir, "data")
+	if err := prepareData(data, u); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"metadata.mfs": "MFSM NEW", "changelog.0.mfs": lines} {
+		p := filepath.Join(data, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if os.Geteuid() == 0 {
+			if err := os.Chown(p, u.UID, u.GID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return ws.dir, data, u
 }

@@ -72,37 +72,14 @@ func waitNiced(nice int, record string) string {
 // lines reach the metadata.
 func TestFoldRunsNiced(t *testing.T) {
 	mfstest.RequireMooseFS(t)
-	u, err := LookupFoldUser("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws, err := newWorkspace(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	data := filepath.Join(ws.dir, "data")
-	if err := prepareData(data, u); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range map[string]string{"metadata.mfs": "MFSM NEW", "changelog.0.mfs": history(1, 50)} {
-		p := filepath.Join(data, name)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if os.Geteuid() == 0 {
-			if err := os.Chown(p, u.UID, u.GID); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	work, data, u := foldInput(t, history(1, 50))
 	record := filepath.Join(t.TempDir(), "stat")
 	wrapper := filepath.Join(t.TempDir(), "mfsmaster")
 	script := fmt.Sprintf("#!/bin/sh\n%s\nexec %s \"$@\"\n", waitNiced(DefaultFoldNiceLevel, record), mfstest.Mfsmaster(t).Path)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fold(context.Background(), wrapper, ws.dir, data, u, DefaultFoldNiceLevel); err != nil {
+	if _, err := fold(context.Background(), wrapper, work, data, u, DefaultFoldNiceLevel); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(record)
