@@ -217,7 +217,6 @@ func (n *Node) askHolds(ctx context.Context, t *term) {
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	var seq uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,8 +227,7 @@ func (n *Node) askHolds(ctx context.Context, t *term) {
 		if p := t.members.ask.Load(); p != nil {
 			targets = *p
 		}
-		seq++
-		h := failsafe.Hold{Cluster: n.cfg.Cluster, Holder: n.cfg.Name, Epoch: t.k.epoch(), Seq: seq, Hold: fs.Config.Hold}
+		h := failsafe.Hold{Cluster: n.cfg.Cluster, Holder: n.cfg.Name, Epoch: t.k.epoch(), Seq: t.holdSeq.Add(1), Hold: fs.Config.Hold}
 		body, err := failsafe.SealHold(fs.Signer, h)
 		if err != nil {
 			n.log.Error("failsafe: cannot seal a hold", "err", err)
@@ -285,4 +283,41 @@ func post(ctx context.Context, client *http.Client, url string, body []byte, wan
 		return nil, fmt.Errorf("%s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
 	}
 	return b, nil
+}
+
+// failsafeWhileStarting runs, from the lease's take until t.stopStarting is called (before
+// serve starts its own, or before abandon fences), what arms failsafe and keeps it covered:
+// the members record (updateMembers, every RENEW_EVERY) and the holds (askHolds). Without
+// failsafe it does nothing.
+//
+// Why: a promotion or a boot holds the lease for the whole preparation and mfsmaster's load
+// (tens of seconds at 10M inodes), and a NATS election (4-9 s) during it made the keeper mark
+// the lease lost and the term abandon its start (startHeld): a failover lost to one NATS node.
+// Safety is the serving master's argument (DESIGN.md, "Failsafe"), unchanged: the keeper
+// counts on promises only once armed (this term's members record committed and a renewal
+// after it), it fences when the coverage no longer outlasts MASTER_STOP_TIMEOUT, and the fence
+// of a term that is starting (its mfsmaster killed, the VIP dropped: abandon) is no slower
+// than a serving one's. It is stopped before abandon fences, so that a term that gave up
+// never writes a members record after its release, over a newer holder's.
+func (n *Node) failsafeWhileStarting(ctx context.Context, t *term) {
+	if t.cov == nil {
+		t.stopStarting = func() {}
+		return
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { n.askHolds(fctx, t) })
+	wg.Go(func() {
+		tick := time.NewTicker(n.cfg.RenewEvery)
+		defer tick.Stop()
+		for {
+			n.updateMembers(fctx, t)
+			select {
+			case <-fctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	t.stopStarting = sync.OnceFunc(func() { cancel(); wg.Wait() })
 }

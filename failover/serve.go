@@ -29,6 +29,11 @@ type term struct {
 	// repairDone is closed when it has ended (nil without one).
 	repairStop context.CancelFunc
 	repairDone chan struct{}
+	// holdSeq numbers the term's holds (askHolds), across its start and its serving: a
+	// member refuses a sequence number it already answered for the epoch.
+	holdSeq atomic.Uint64
+	// stopStarting ends failsafeWhileStarting (idempotent; nil before it ran).
+	stopStarting func()
 }
 
 // announce (re)starts the VIP's gratuitous ARPs in the background, replacing earlier ones.

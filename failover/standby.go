@@ -234,6 +234,8 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 	cov := n.newCoverage()
 	k := hold(ctx, n.d.Lease, n.cfg, n.log, n.m, cov, LeaseRecord{Holder: n.cfg.Name, Addr: n.nodeAddr(), State: StatePromoting, Since: sent.UTC(), Epoch: epoch}, epoch, sent)
 	t := &term{k: k, cov: cov}
+	n.failsafeWhileStarting(ctx, t)
+	defer t.stopStarting()
 	n.log.Info("lease taken", "epoch", epoch)
 	abort := func(err error) (*term, error) { return n.abandon(t, "promotion failed", err) }
 	// A switchover (the lease handed to this node) claims the VIP only once mfsmaster accepts:
@@ -314,6 +316,9 @@ func (n *Node) promote(ctx context.Context, sb Standby, rec LeaseRecord, rev uin
 // with the version the stream holds from this term (shipFirst), which the next promoter then
 // waits for.
 func (n *Node) abandon(t *term, what string, err error) (*term, error) {
+	if t.stopStarting != nil {
+		t.stopStarting()
+	}
 	n.fence(t, true, 0)
 	if rerr := t.k.release(context.Background(), t.streamed, "", what+": "+short(err)); rerr != nil {
 		n.log.Warn("release after: "+what, "err", rerr)

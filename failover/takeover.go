@@ -53,6 +53,8 @@ func (n *Node) takeOver(ctx context.Context, rec LeaseRecord, rev uint64, why st
 	cov := n.newCoverage()
 	k := hold(ctx, n.d.Lease, n.cfg, n.log, n.m, cov, r, epoch, sent)
 	t := &term{k: k, cov: cov}
+	n.failsafeWhileStarting(ctx, t)
+	defer t.stopStarting()
 	n.log.Info("lease taken with the local files", "epoch", epoch, "why", why)
 	abort := func(err error) (*term, error) { return n.abandon(t, "start failed", err) }
 	if found, err := n.d.Master.StopForeign(ctx); err != nil {
