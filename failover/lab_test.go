@@ -453,11 +453,8 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	capture, err := ha.CaptureARP(c.l, lab.HostClient) // what a client's host hears of ma's takeover
 	c.must("capture ARP on cl", err)
 	switched := time.Now()
-	out, err := c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "switchover", "--to", lab.HostMasterA, "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
-		c.l.NATSFlags(natsconn.RoleNode)...)...)
-	t.Logf("mfsha switchover --to ma:\n%s", out)
+	c.switchover(ctx, lab.HostMasterA)
 	faults = append(faults, fault{"switchover to ma", switched})
-	c.must("switchover", err)
 	epoch3 := c.waitMaster(ctx, lab.HostMasterA)
 	if epoch3 <= epoch2 {
 		t.Fatalf("epoch went from %d to %d; want it to grow", epoch2, epoch3)
@@ -474,7 +471,7 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	maMAC, err := c.l.HostMAC(lab.HostMasterA)
 	c.must("ma's MAC", err)
 	checkAnnouncements(t, grat, maMAC, switched)
-	out, err = c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "status", "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
+	out, err := c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "status", "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
 		c.l.NATSFlags(natsconn.RoleReader)...)...)
 	c.must("status", err)
 	t.Logf("mfsha status:\n%s", out)
@@ -512,6 +509,16 @@ func TestFailoverKillMasterAndSwitchBack(t *testing.T) {
 	// Last: the writer's window may see a false failover on a loaded machine, which must
 	// not lose a file either.
 	c.stopWriter(ctx, faults...)
+}
+
+// switchover runs `mfsha switchover --to to` on cl, with the node role's credentials, and
+// logs what it printed.
+func (c *cluster) switchover(ctx context.Context, to string) {
+	c.t.Helper()
+	out, err := c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "switchover", "--to", to, "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
+		c.l.NATSFlags(natsconn.RoleNode)...)...)
+	c.t.Logf("mfsha switchover --to %s:\n%s", to, out)
+	c.must("switchover", err)
 }
 
 // mfshaVersion is the version bin reports (mfsha version: "mfsha VERSION (...)").

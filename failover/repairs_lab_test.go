@@ -17,7 +17,6 @@ import (
 	"github.com/mfsha/mfsha/failover"
 	"github.com/mfsha/mfsha/internal/chunklock"
 	"github.com/mfsha/mfsha/internal/mfsclient"
-	"github.com/mfsha/mfsha/internal/natsconn"
 )
 
 // TestFailoverAdoptsPendingRepairs: a chunk the last term was still checking when it ended
@@ -85,10 +84,7 @@ func TestFailoverAdoptsPendingRepairs(t *testing.T) {
 	_, err = lease.WriteRepairs(ctx, failover.RepairsRecord{Holder: lab.HostMasterA, Epoch: epoch, Locks: []chunklock.Lock{lock}, Written: time.Now().UTC()})
 	c.must("write ma's pending repairs", err)
 
-	out, err := c.l.Exec(ctx, lab.HostClient, append([]string{c.bin, "switchover", "--to", lab.HostMasterB, "--cluster", c.name, "--nats", strings.Join(c.urls, ",")},
-		c.l.NATSFlags(natsconn.RoleNode)...)...)
-	t.Logf("mfsha switchover --to mb:\n%s", out)
-	c.must("switchover", err)
+	c.switchover(ctx, lab.HostMasterB)
 	epoch2 := c.waitMaster(ctx, lab.HostMasterB)
 
 	// mb adopted it: the record is mb's term's now, and the chunk is still the file's
