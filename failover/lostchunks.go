@@ -90,18 +90,17 @@ func (n *Node) repairLost(ctx context.Context, t *term, locks []chunklock.Lock, 
 	t.arpWG.Go(func() {
 		defer close(done)
 		defer cancel()
-		own := len(locks)
-		locks, rev, err := pendingRepairs(rctx, n.d.Lease, n.cfg.Name, epoch, locks, time.Now())
+		all, rev, err := pendingRepairs(rctx, n.d.Lease, n.cfg.Name, epoch, locks, time.Now())
 		if err != nil {
 			n.log.Warn("lost chunks: the pending repairs are not handed on; if this term ends before they settle, the next master will not check them", "err", err)
 		}
-		if len(locks) == 0 {
+		if len(all) == 0 {
 			return
 		}
-		if len(locks) > own {
-			n.log.Info("lost chunks: checking the chunks an earlier term left unsettled", "adopted", inodes(locks[own:]))
+		if len(all) > len(locks) { // the adopted ones follow this term's own
+			n.log.Info("lost chunks: checking the chunks an earlier term left unsettled", "adopted", inodes(all[len(locks):]))
 		}
-		repairLostChunks(rctx, nil, n.d.Master.ProbeAddr(), n.d.Master.Mfsmaster().Version, locks, n.m, n.log)
+		repairLostChunks(rctx, nil, n.d.Master.ProbeAddr(), n.d.Master.Mfsmaster().Version, all, n.m, n.log)
 		// Settled, refused or given up: nothing to hand on. Stopped with the term: the
 		// record stays for the next.
 		if rev == 0 || (rctx.Err() != nil && !errors.Is(rctx.Err(), context.DeadlineExceeded)) {

@@ -57,12 +57,9 @@ func (l *Lease) ClearRepairs(ctx context.Context, rev uint64) error {
 	return l.deleteMembersKey(ctx, repairsKey, rev, "clear the pending repairs")
 }
 
-// adoptable returns the locks of an earlier term's record that a term of epoch adopts at now:
-// none from a newer term's record, and only those locked within lostRepairFor.
-func (r RepairsRecord) adoptable(epoch uint64, now time.Time) []chunklock.Lock {
-	if r.Epoch > epoch {
-		return nil
-	}
+// adoptable returns the locks of the record a later term adopts at now: those locked within
+// lostRepairFor (pendingRepairs refuses a newer term's record before it asks).
+func (r RepairsRecord) adoptable(now time.Time) []chunklock.Lock {
 	var out []chunklock.Lock
 	for _, l := range r.Locks {
 		if l.Inode != 0 && now.Sub(time.Unix(int64(l.Time), 0)) < lostRepairFor {
@@ -101,7 +98,7 @@ func pendingRepairs(ctx context.Context, l *Lease, holder string, epoch uint64, 
 	if prev.Epoch > epoch {
 		return own, 0, fmt.Errorf("the pending repairs record is of a newer term (epoch %d, this one %d); left as it is", prev.Epoch, epoch)
 	}
-	locks := mergeLocks(own, prev.adoptable(epoch, now))
+	locks := mergeLocks(own, prev.adoptable(now))
 	if len(locks) == 0 {
 		return nil, 0, nil
 	}
